@@ -1,0 +1,52 @@
+--- knox: a Lua client for the Samsung Knox cloud services REST APIs.
+-- The public entry point. Mechanism (transport, signing, JSON, error
+-- normalization) lives in the C module knox.core; policy (clients,
+-- credentials, retries, paging) lives in the Lua modules beside this file.
+local core = require "knox.core"
+local errors = require "knox.errors"
+
+local knox = {
+  version = core.version,
+  null = core.null,
+  json = core.json,
+  Error = errors.Error,
+  errors = errors,
+  is_error = errors.is_error,
+  keys = core.keys,
+  encrypt = core.encrypt,
+}
+
+--- Calls fn(...) and returns its results; if it raises a knox.Error,
+-- returns nil, err instead. Other errors (programmer misuse such as a bad
+-- argument) are raised again unchanged: they are bugs to fix, not outcomes
+-- to branch on.
+function knox.try(fn, ...)
+  local res = table.pack(pcall(fn, ...))
+  if res[1] then
+    return table.unpack(res, 2, res.n)
+  end
+  if errors.is_error(res[2]) then
+    return nil, res[2]
+  end
+  error(res[2], 0)
+end
+
+--- knox.client(opts): a new client (see lua/knox/client.lua).
+function knox.client(opts)
+  return require("knox.client").new(opts)
+end
+
+-- Submodules loaded on first use, so `require "knox"` stays cheap and the
+-- simulator's optional dependencies are only needed by those who use it.
+local lazy = { auth = true, retry = true, pager = true, sim = true, cli = true }
+
+return setmetatable(knox, {
+  __index = function(t, k)
+    if lazy[k] then
+      local m = require("knox." .. k)
+      rawset(t, k, m)
+      return m
+    end
+    return nil
+  end,
+})

@@ -35,4 +35,10 @@ void knox_error_setbool(lua_State *L, const char *field, int value);
 int knox_error_raise(lua_State *L);
 int knox_error_throw(lua_State *L, const char *kind, const char *fmt, ...);
 
+/* JSON (json.c).
+ * knox_json_encode: [-0, +1, e] pushes the compact JSON text of the value at
+ * index idx (same rules as knox.json.encode); raises knox.Error kind "usage"
+ * for a value JSON cannot hold. Used by key.c for JWT claims. */
+void knox_json_encode(lua_State *L, int idx);
+
 #endif

@@ -14,6 +14,7 @@ local core = require "knox.core"
 local errors = require "knox.errors"
 local auth = require "knox.auth"
 local retry = require "knox.retry"
+local service = require "knox.service"
 
 local json = core.json
 
@@ -322,6 +323,10 @@ function M.new(opts)
     sopts.user_agent = ("knox-lua/%s libcurl/%s %s"):format(core.version, core.curl_version, _VERSION)
   end
   self.session = core.session(sopts)
+
+  for _, name in ipairs { "kme", "kg", "msp", "kdp", "kc" } do
+    self[name] = service.bind(self, require("knox.services." .. name))
+  end
   return self
 end
 

@@ -14,7 +14,7 @@ local core = require "knox.core"
 local errors = require "knox.errors"
 local auth = require "knox.auth"
 local retry = require "knox.retry"
-local service = require "knox.service"
+local bind_service = require("knox.service").bind
 
 local json = core.json
 
@@ -325,7 +325,7 @@ function M.new(opts)
   self.session = core.session(sopts)
 
   for _, name in ipairs { "kme", "kg", "msp", "kdp", "kc" } do
-    self[name] = service.bind(self, require("knox.services." .. name))
+    self[name] = bind_service(self, require("knox.services." .. name))
   end
   return self
 end

@@ -19,9 +19,15 @@
  * with no marker encodes as {}). JSON null is the light userdata NULL,
  * core.null.
  */
+/* dladdr and RTLD_NODELETE, to pin this library while cJSON holds hooks
+ * into it (see install_hooks) */
+#define _GNU_SOURCE
+
 #include "knox.h"
 
 #include <cjson/cJSON.h>
+#include <dlfcn.h>
+#include <pthread.h>
 
 #include <locale.h>
 #include <stdarg.h>
@@ -33,6 +39,7 @@
 
 #define ARRAY_MT "knox.json.array"
 #define OBJECT_MT "knox.json.object"
+#define GUARD_MT "knox.json.tree"
 
 #define DEFAULT_DEPTH 512
 /* cJSON refuses to nest deeper than this compile-time limit, so a larger
@@ -348,7 +355,7 @@ static size_t fmt_float(char *out, double x)
    * correctly, as does strtod, so that text reads back as x. */
   double ax = fabs(x);
   if (ax >= 1e-4 && ax < 1e15) {
-    for (int k = 0; k <= 17; k++) {
+    for (int k = 0; k <= 18; k++) {
       double r = x * pow10_exact[k];
       if (fabs(r) >= 9007199254740992.0) break;
       double m = nearbyint(r);
@@ -380,8 +387,11 @@ static size_t fmt_float(char *out, double x)
   /* General path: %.15g is the shortest for a normal double when any text
    * of 15 digits or fewer reads back (DBL_DIG = 15); otherwise 16, then 17,
    * which always reads back. Subnormals have fewer significant bits, so
-   * try every precision for them. */
+   * try every precision for them. (%g switches to exponent notation at
+   * 1e17 and above, and below 1e-4.) */
   int prec = ax < 2.2250738585072014e-308 ? 1 : 15;
+  /* the fast path finds every text of 15 significant digits or fewer */
+  if (ax >= 1e-4 && ax < 1e15) prec = 16;
   int n = 0;
   for (; prec <= 17; prec++) {
     n = snprintf(out, 40, "%.*g", prec, x);
@@ -438,8 +448,9 @@ static int skey_cmp(const void *a, const void *b)
 static void enc_object_sorted(struct enc *e, int idx, struct frame *fr, int depth)
 {
   lua_State *L = e->L;
+  struct skey local[32];
   lua_pop(L, 2);
-  lua_newtable(L);
+  lua_createtable(L, 16, 0);
   int anchor = lua_gettop(L);
   lua_Integer n = 0;
   lua_pushnil(L);
@@ -449,7 +460,9 @@ static void enc_object_sorted(struct enc *e, int idx, struct frame *fr, int dept
     lua_pushvalue(L, -1);
     lua_rawseti(L, anchor, ++n);
   }
-  struct skey *ks = lua_newuserdatauv(L, (size_t)n * sizeof *ks, 0);
+  struct skey *ks = local;
+  if (n > 32) ks = lua_newuserdatauv(L, (size_t)n * sizeof *ks, 0);
+  else lua_pushnil(L);   /* keeps the stack layout the same */
   for (lua_Integer i = 0; i < n; i++) {
     lua_rawgeti(L, anchor, i + 1);
     ks[i].s = lua_tolstring(L, -1, &ks[i].n);
@@ -639,6 +652,731 @@ static int l_encode(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
+/* Arena for cJSON's nodes                                             */
+/* ------------------------------------------------------------------ */
+
+/* cJSON allocates every node and string with its own malloc and frees them
+ * one by one; that was a third of decode time. Its allocation hooks
+ * (cJSON_InitHooks) are process-wide, shared with every other cJSON user in
+ * the process, so ours are safe for them: the arena is found through a
+ * thread-local pointer that is set only while this thread runs
+ * cJSON_ParseWithLengthOpts inside json.decode; at any other time, and on
+ * any other thread, the hooks are plain malloc and free. Nothing can raise
+ * while the pointer is set (only cJSON runs), and an arena's tree is never
+ * handed to cJSON_Delete: the guard frees the chunks at once.
+ * Limitation: a host program that installed its own cJSON hooks before
+ * loading knox has them replaced by ours (cJSON cannot chain them). */
+
+#define ARENA_ALIGN 16
+#define ARENA_HEAD 16              /* chunk link, padded to ARENA_ALIGN */
+#define ARENA_FIRST (64 * 1024)
+#define ARENA_MAX (4 * 1024 * 1024)
+
+struct arena {
+  char *cur, *end;
+  void *chunks;                    /* linked through each chunk's first word */
+  size_t next;                     /* size of the next chunk */
+  size_t nallocs;
+  int failed;
+};
+
+static _Thread_local struct arena *tls_arena;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static int hooks_installed;        /* written once, under hooks_once */
+
+static void *arena_chunk(struct arena *a, size_t n)
+{
+  char *c = malloc(ARENA_HEAD + n);
+  if (c == NULL) {
+    a->failed = 1;
+    return NULL;
+  }
+  *(void **)(void *)c = a->chunks;
+  a->chunks = c;
+  return c + ARENA_HEAD;
+}
+
+static void *arena_alloc(struct arena *a, size_t n)
+{
+  if (n > ((size_t)-1) / 2) {
+    a->failed = 1;
+    return NULL;
+  }
+  n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+  a->nallocs++;
+  if ((size_t)(a->end - a->cur) >= n) {
+    void *p = a->cur;
+    a->cur += n;
+    return p;
+  }
+  if (n > a->next / 4) return arena_chunk(a, n);   /* large: a chunk of its own */
+  char *d = arena_chunk(a, a->next);
+  if (d == NULL) return NULL;
+  a->cur = d + n;
+  a->end = d + a->next;
+  if (a->next < ARENA_MAX) a->next *= 2;
+  return d;
+}
+
+static void arena_free(struct arena *a)
+{
+  void *c = a->chunks;
+  while (c != NULL) {
+    void *next = *(void **)c;
+    free(c);
+    c = next;
+  }
+  a->chunks = NULL;
+  a->cur = a->end = NULL;
+}
+
+static void *hook_malloc(size_t n)
+{
+  struct arena *a = tls_arena;
+  return a != NULL ? arena_alloc(a, n) : malloc(n);
+}
+
+static void hook_free(void *p)
+{
+  if (tls_arena == NULL) free(p);   /* arena memory goes with its arena */
+}
+
+/* Once per process. The hooks point into this library, and lua_close
+ * dlcloses C modules, after which cJSON would call unmapped code; so the
+ * library is pinned (RTLD_NODELETE) first, and without a pin there are no
+ * hooks and no arena (decode then uses malloc, only slower). */
+static void install_hooks(void)
+{
+  Dl_info info;
+  if (dladdr((void *)hook_malloc, &info) == 0 || info.dli_fname == NULL) return;
+  if (dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) == NULL) return;
+  cJSON_Hooks hooks = {hook_malloc, hook_free};
+  cJSON_InitHooks(&hooks);
+  hooks_installed = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoder                                                             */
+/* ------------------------------------------------------------------ */
+
+enum derr {
+  DE_NONE, DE_EMPTY, DE_END, DE_UTF8, DE_CTRL, DE_ESCAPE, DE_SURROGATE, DE_CHAR,
+  DE_LITERAL, DE_NUMBER, DE_RANGE, DE_DEPTH, DE_TRAILING, DE_KEY, DE_COLON,
+  DE_AFTER_ITEM, DE_AFTER_MEMBER, DE_PARSER,
+};
+
+static const char *const derr_text[] = {
+  "no error", "empty input", "unexpected end of input", "invalid UTF-8",
+  "unescaped control character in string", "invalid escape sequence",
+  "lone surrogate in \\u escape", "unexpected character", "invalid literal",
+  "invalid number", "number out of range", "nesting deeper than %d",
+  "unexpected text after the JSON value", "expected a string key", "expected ':'",
+  "expected ',' or ']'", "expected ',' or '}'", "the JSON parser (cJSON) failed",
+};
+
+/* Raises knox.Error kind "decode": "JSON decode: <what> at offset N" with
+ * field offset = N (bytes before the error, from 0). Quotes at most the one
+ * offending character when it is printable ASCII, never more of the input. */
+static int dec_raise(lua_State *L, const unsigned char *s, size_t len, int code,
+                     size_t off, int max_depth)
+{
+  char what[64], extra[32] = "";
+  luaL_checkstack(L, 4, NULL);
+  if (code == DE_DEPTH) snprintf(what, sizeof what, derr_text[code], max_depth);
+  else snprintf(what, sizeof what, "%s", derr_text[code]);
+  if ((code == DE_CHAR || code == DE_KEY || code == DE_COLON || code == DE_AFTER_ITEM ||
+       code == DE_AFTER_MEMBER || code == DE_TRAILING) && off < len) {
+    unsigned c = s[off];
+    if (c > 0x20 && c < 0x7F) snprintf(extra, sizeof extra, " ('%c')", (char)c);
+    else snprintf(extra, sizeof extra, " (byte 0x%02X)", c);
+  }
+  const char *msg = lua_pushfstring(L, "JSON decode: %s%s at offset %I", what, extra,
+                                    (LUAI_UACINT)off);
+  knox_error_new(L, "decode", msg);
+  knox_error_setint(L, "offset", (lua_Integer)off);
+  return lua_error(L);
+}
+
+static int is_ws(unsigned c)
+{
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static int hex4(const unsigned char *p, unsigned *out)
+{
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    unsigned c = p[i], d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else return 0;
+    v = v << 4 | d;
+  }
+  *out = v;
+  return 1;
+}
+
+#define STR_ESC 1u   /* the string has escapes */
+#define STR_NUL 2u   /* ... one of which is \u0000 */
+
+/* Checks the string token whose opening quote is at *pos: escapes, \u
+ * surrogate pairs, UTF-8, no raw control characters. On success *pos is
+ * past the closing quote; on error it is the error's offset. */
+static int scan_string(const unsigned char *s, size_t len, size_t *pos, unsigned *flags)
+{
+  size_t p = *pos + 1;
+  unsigned f = 0;
+  for (;;) {
+    while (p < len && str_plain[s[p]]) p++;
+    if (p >= len) {
+      *pos = len;
+      return DE_END;
+    }
+    unsigned c = s[p];
+    if (c == '"') {
+      *pos = p + 1;
+      *flags = f;
+      return DE_NONE;
+    }
+    if (c == '\\') {
+      f |= STR_ESC;
+      if (p + 1 >= len) {
+        *pos = len;
+        return DE_END;
+      }
+      c = s[p + 1];
+      if (c != 'u') {
+        if (strchr("\"\\/bfnrt", (int)c) == NULL || c == 0) {
+          *pos = p;
+          return DE_ESCAPE;
+        }
+        p += 2;
+        continue;
+      }
+      unsigned cp, lo;
+      if (len - p < 6) {
+        *pos = len;
+        return DE_END;
+      }
+      if (!hex4(s + p + 2, &cp)) {
+        *pos = p;
+        return DE_ESCAPE;
+      }
+      if (cp == 0) f |= STR_NUL;
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        /* a high surrogate must be followed by an escaped low one */
+        if (len - p < 12) {
+          int prefix = (len - p < 7 || s[p + 6] == '\\') && (len - p < 8 || s[p + 7] == 'u');
+          *pos = prefix ? len : p;
+          return prefix ? DE_END : DE_SURROGATE;
+        }
+        if (s[p + 6] != '\\' || s[p + 7] != 'u') {
+          *pos = p;
+          return DE_SURROGATE;
+        }
+        if (!hex4(s + p + 8, &lo)) {
+          *pos = p + 6;
+          return DE_ESCAPE;
+        }
+        if (lo < 0xDC00 || lo > 0xDFFF) {
+          *pos = p;
+          return DE_SURROGATE;
+        }
+        p += 12;
+      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        *pos = p;
+        return DE_SURROGATE;
+      } else {
+        p += 6;
+      }
+    } else if (c < 0x20) {
+      *pos = p;
+      return DE_CTRL;
+    } else {
+      size_t k = utf8_len(s + p, len - p);
+      if (k == 0) {
+        *pos = p;
+        return DE_UTF8;
+      }
+      p += k;
+    }
+  }
+}
+
+struct num {
+  int is_int;           /* no fraction, no exponent */
+  int neg;
+  int overflow;         /* magnitude beyond 64 bits */
+  uint64_t mag;
+};
+
+/* Checks the number token at *pos against RFC 8259's grammar (cJSON also
+ * takes "01", "1." and "-01"); reads the magnitude of integer literals. */
+static int scan_number(const unsigned char *s, size_t len, size_t *pos, struct num *nm)
+{
+  size_t p = *pos;
+  nm->is_int = 1;
+  nm->neg = 0;
+  nm->overflow = 0;
+  nm->mag = 0;
+  if (s[p] == '-') {
+    nm->neg = 1;
+    p++;
+  }
+  if (p >= len) goto end;
+  if (s[p] == '0') {
+    p++;
+    if (p < len && s[p] >= '0' && s[p] <= '9') goto bad;  /* leading zero */
+  } else if (s[p] >= '1' && s[p] <= '9') {
+    uint64_t m = 0;
+    for (; p < len && s[p] >= '0' && s[p] <= '9'; p++) {
+      unsigned d = s[p] - '0';
+      if (m > (UINT64_MAX - d) / 10) nm->overflow = 1;
+      else m = m * 10 + d;
+    }
+    nm->mag = m;
+  } else {
+    goto bad;
+  }
+  if (p < len && s[p] == '.') {
+    nm->is_int = 0;
+    p++;
+    if (p >= len) goto end;
+    if (!(s[p] >= '0' && s[p] <= '9')) goto bad;
+    while (p < len && s[p] >= '0' && s[p] <= '9') p++;
+  }
+  if (p < len && (s[p] == 'e' || s[p] == 'E')) {
+    nm->is_int = 0;
+    p++;
+    if (p < len && (s[p] == '+' || s[p] == '-')) p++;
+    if (p >= len) goto end;
+    if (!(s[p] >= '0' && s[p] <= '9')) goto bad;
+    while (p < len && s[p] >= '0' && s[p] <= '9') p++;
+  }
+  *pos = p;
+  return DE_NONE;
+end:
+  *pos = len;
+  return DE_END;
+bad:
+  *pos = p;
+  return DE_NUMBER;
+}
+
+/* Whether the integer literal fits a lua_Integer; stores it. "-0" does
+ * not: no integer holds the sign, so it stays the float -0.0. */
+static int num_integer(const struct num *nm, lua_Integer *out)
+{
+  if (!nm->is_int || nm->overflow) return 0;
+  if (nm->neg) {
+    if (nm->mag == 0 || nm->mag > (uint64_t)LUA_MAXINTEGER + 1) return 0;
+    *out = (lua_Integer)(0u - (lua_Unsigned)nm->mag);
+    return 1;
+  }
+  if (nm->mag > (uint64_t)LUA_MAXINTEGER) return 0;
+  *out = (lua_Integer)nm->mag;
+  return 1;
+}
+
+/* Whether the number literal s[0..n) overflows a double. Only for the
+ * diagnosis of rejected text (cJSON gives the value otherwise); strtod is
+ * given the locale's decimal point, as cJSON does. */
+static int literal_overflows(const unsigned char *s, size_t n)
+{
+  char small[128];
+  char *b = n < sizeof small ? small : malloc(n + 1);
+  if (b == NULL) return 0;
+  const char *dp = localeconv()->decimal_point;
+  memcpy(b, s, n);
+  b[n] = '\0';
+  char *dot = memchr(b, '.', n);
+  if (dot != NULL && dp[0] != '\0' && dp[1] == '\0') *dot = dp[0];
+  double x = strtod(b, NULL);
+  if (b != small) free(b);
+  return isinf(x);
+}
+
+/* The error at p where something else was expected: invalid UTF-8 when
+ * that is what is there, else code. */
+static int unexpected(const unsigned char *s, size_t len, size_t p, int code)
+{
+  if (s[p] >= 0x80 && utf8_len(s + p, len - p) == 0) return DE_UTF8;
+  return code;
+}
+
+static int scan_literal(const unsigned char *s, size_t len, size_t *pos, const char *word)
+{
+  size_t p = *pos;
+  for (size_t i = 0; word[i] != '\0'; i++) {
+    if (p + i >= len) {
+      *pos = len;
+      return DE_END;
+    }
+    if (s[p + i] != (unsigned char)word[i]) return DE_LITERAL;
+  }
+  *pos = p + strlen(word);
+  return DE_NONE;
+}
+
+/* A full RFC 8259 recognizer, run only on text cJSON rejected (or accepted
+ * with trailing text): it finds the first error in document order and its
+ * exact offset, which cJSON's return_parse_end only approximates. Returns
+ * the error code (DE_NONE if it finds none) and stores the offset. */
+static int diagnose(const unsigned char *s, size_t len, size_t start, int max_depth, size_t *at)
+{
+  enum { S_VALUE, S_FIRST_VALUE, S_FIRST_KEY, S_KEY, S_COLON, S_AFTER } st = S_VALUE;
+  unsigned char open[DEPTH_LIMIT + 1];
+  int depth = 0, err;
+  size_t p = start;
+  for (;;) {
+    while (p < len && is_ws(s[p])) p++;
+    if (p >= len) {
+      *at = len;
+      if (depth == 0 && st == S_AFTER) return DE_NONE;
+      return depth == 0 && st == S_VALUE ? DE_EMPTY : DE_END;
+    }
+    unsigned c = s[p];
+    *at = p;
+    switch (st) {
+    case S_AFTER:
+      if (depth == 0) return DE_TRAILING;
+      if (c == ',') {
+        st = open[depth - 1] == '[' ? S_VALUE : S_KEY;
+        p++;
+      } else if (c == (open[depth - 1] == '[' ? ']' : '}')) {
+        depth--;
+        p++;
+      } else {
+        return unexpected(s, len, p, open[depth - 1] == '[' ? DE_AFTER_ITEM : DE_AFTER_MEMBER);
+      }
+      continue;
+    case S_COLON:
+      if (c != ':') return unexpected(s, len, p, DE_COLON);
+      p++;
+      st = S_VALUE;
+      continue;
+    case S_FIRST_KEY:
+      if (c == '}') {
+        depth--;
+        p++;
+        st = S_AFTER;
+        continue;
+      }
+      /* fall through */
+    case S_KEY: {
+      unsigned flags;
+      if (c != '"') return unexpected(s, len, p, DE_KEY);
+      if ((err = scan_string(s, len, &p, &flags)) != DE_NONE) {
+        *at = p;
+        return err;
+      }
+      st = S_COLON;
+      continue;
+    }
+    case S_FIRST_VALUE:
+      if (c == ']') {
+        depth--;
+        p++;
+        st = S_AFTER;
+        continue;
+      }
+      /* fall through */
+    case S_VALUE:
+      break;
+    }
+    /* a value */
+    st = S_AFTER;
+    if (c == '[' || c == '{') {
+      if (depth >= max_depth) return DE_DEPTH;
+      open[depth++] = (unsigned char)c;
+      st = c == '[' ? S_FIRST_VALUE : S_FIRST_KEY;
+      p++;
+      continue;
+    }
+    if (c == '"') {
+      unsigned flags;
+      err = scan_string(s, len, &p, &flags);
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      struct num nm;
+      size_t q = p;
+      err = scan_number(s, len, &q, &nm);
+      if (err == DE_NONE && (!nm.is_int || nm.overflow) && literal_overflows(s + p, q - p)) {
+        err = DE_RANGE;
+        q = p;
+      }
+      p = q;
+    } else if (c == 't') {
+      err = scan_literal(s, len, &p, "true");
+    } else if (c == 'f') {
+      err = scan_literal(s, len, &p, "false");
+    } else if (c == 'n') {
+      err = scan_literal(s, len, &p, "null");
+    } else {
+      return unexpected(s, len, p, DE_CHAR);
+    }
+    if (err != DE_NONE) {
+      *at = p;
+      return err;
+    }
+  }
+}
+
+/* The cJSON tree of one decode call and its arena, freed by close
+ * (__close, and __gc as a backstop). */
+struct guard {
+  cJSON *root;
+  int malloced;         /* the tree came from malloc, not the arena */
+  struct arena arena;
+};
+
+/* guard:close(): [-0, +0, -] frees the tree; idempotent. */
+static int l_guard_close(lua_State *L)
+{
+  struct guard *g = luaL_checkudata(L, 1, GUARD_MT);
+  if (g->root != NULL && g->malloced) cJSON_Delete(g->root);
+  g->root = NULL;
+  arena_free(&g->arena);
+  return 0;
+}
+
+struct dec {
+  lua_State *L;
+  const unsigned char *s;
+  size_t len;
+  size_t pos;           /* cursor: document order, in step with the walk */
+  int max_depth;
+  int array_mt;         /* stack index of array_mt */
+};
+
+/* Bytes the cursor steps over between values: whitespace and the
+ * punctuation cJSON has already checked. */
+static const unsigned char cursor_skip[256] = {
+  [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [','] = 1, [':'] = 1, [']'] = 1, ['}'] = 1,
+};
+
+static void dec_error(const struct dec *d, int code, size_t off)
+{
+  dec_raise(d->L, d->s, d->len, code, off, d->max_depth);
+}
+
+/* First bytes of each kind of token, for dec_next. */
+enum { T_STRING = 1, T_NUMBER = 2, T_ARRAY = 4, T_OBJECT = 8, T_TRUE = 16, T_FALSE = 32, T_NULL = 64 };
+static const unsigned char token_start[256] = {
+  ['"'] = T_STRING, ['-'] = T_NUMBER, ['0'] = T_NUMBER, ['1'] = T_NUMBER, ['2'] = T_NUMBER,
+  ['3'] = T_NUMBER, ['4'] = T_NUMBER, ['5'] = T_NUMBER, ['6'] = T_NUMBER, ['7'] = T_NUMBER,
+  ['8'] = T_NUMBER, ['9'] = T_NUMBER, ['['] = T_ARRAY, ['{'] = T_OBJECT, ['t'] = T_TRUE,
+  ['f'] = T_FALSE, ['n'] = T_NULL,
+};
+
+/* Moves the cursor to the next token and checks it is of the kind cJSON
+ * says (cJSON skips any byte <= 0x20 as whitespace; JSON allows only
+ * four). Returns the token's offset. */
+static size_t dec_next(struct dec *d, unsigned kind)
+{
+  size_t p = d->pos;
+  while (p < d->len && cursor_skip[d->s[p]]) p++;
+  if (p >= d->len) dec_error(d, DE_PARSER, p);
+  if (token_start[d->s[p]] != kind) dec_error(d, unexpected(d->s, d->len, p, DE_CHAR), p);
+  d->pos = p;
+  return p;
+}
+
+/* Writes the decoded string between p and end (checked by scan_string) as
+ * a Lua string; only for strings holding \u0000, which cJSON cuts short. */
+static void push_unescaped(lua_State *L, const unsigned char *p, const unsigned char *end)
+{
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  while (p < end) {
+    if (*p != '\\') {
+      luaL_addchar(&b, (char)*p++);
+      continue;
+    }
+    unsigned c = p[1], cp, lo;
+    p += 2;
+    switch (c) {
+    case 'b': luaL_addchar(&b, '\b'); break;
+    case 'f': luaL_addchar(&b, '\f'); break;
+    case 'n': luaL_addchar(&b, '\n'); break;
+    case 'r': luaL_addchar(&b, '\r'); break;
+    case 't': luaL_addchar(&b, '\t'); break;
+    case 'u':
+      hex4(p, &cp);
+      p += 4;
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        hex4(p + 2, &lo);
+        p += 6;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      }
+      if (cp < 0x80) {
+        luaL_addchar(&b, (char)cp);
+      } else if (cp < 0x800) {
+        luaL_addchar(&b, (char)(0xC0 | cp >> 6));
+        luaL_addchar(&b, (char)(0x80 | (cp & 0x3F)));
+      } else if (cp < 0x10000) {
+        luaL_addchar(&b, (char)(0xE0 | cp >> 12));
+        luaL_addchar(&b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        luaL_addchar(&b, (char)(0x80 | (cp & 0x3F)));
+      } else {
+        luaL_addchar(&b, (char)(0xF0 | cp >> 18));
+        luaL_addchar(&b, (char)(0x80 | ((cp >> 12) & 0x3F)));
+        luaL_addchar(&b, (char)(0x80 | ((cp >> 6) & 0x3F)));
+        luaL_addchar(&b, (char)(0x80 | (cp & 0x3F)));
+      }
+      break;
+    default: luaL_addchar(&b, (char)c); break;   /* " \ / */
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+/* Pushes the string token at the cursor; text is cJSON's decoded copy. */
+static void dec_string(struct dec *d, const char *text)
+{
+  size_t start = dec_next(d, T_STRING), p = start;
+  unsigned flags;
+  int err = scan_string(d->s, d->len, &p, &flags);
+  if (err != DE_NONE) dec_error(d, err, p);
+  if (text == NULL) dec_error(d, DE_PARSER, start);
+  if (!(flags & STR_ESC)) lua_pushlstring(d->L, text, p - start - 2);
+  else if (!(flags & STR_NUL)) lua_pushstring(d->L, text);
+  else push_unescaped(d->L, d->s + start + 1, d->s + p - 1);
+  d->pos = p;
+}
+
+static void dec_value(struct dec *d, const cJSON *node, int depth)
+{
+  lua_State *L = d->L;
+  size_t p;
+  switch (node->type & 0xFF) {
+  case cJSON_NULL:
+    dec_next(d, T_NULL);
+    d->pos += 4;
+    lua_pushlightuserdata(L, NULL);
+    break;
+  case cJSON_False:
+    dec_next(d, T_FALSE);
+    d->pos += 5;
+    lua_pushboolean(L, 0);
+    break;
+  case cJSON_True:
+    dec_next(d, T_TRUE);
+    d->pos += 4;
+    lua_pushboolean(L, 1);
+    break;
+  case cJSON_Number: {
+    struct num nm;
+    lua_Integer i;
+    size_t start = dec_next(d, T_NUMBER);
+    p = start;
+    int err = scan_number(d->s, d->len, &p, &nm);
+    if (err != DE_NONE) dec_error(d, err, p);
+    if (num_integer(&nm, &i)) {
+      lua_pushinteger(L, i);
+    } else {
+      /* a fraction, an exponent, or an integer beyond int64: a float, as
+       * Lua's own lexer reads it */
+      if (!isfinite(node->valuedouble)) dec_error(d, DE_RANGE, start);
+      lua_pushnumber(L, (lua_Number)node->valuedouble);
+    }
+    d->pos = p;
+    break;
+  }
+  case cJSON_String:
+    dec_string(d, node->valuestring);
+    break;
+  case cJSON_Array: {
+    p = dec_next(d, T_ARRAY);
+    if (depth >= d->max_depth) dec_error(d, DE_DEPTH, p);
+    d->pos = p + 1;
+    luaL_checkstack(L, 4, "JSON nesting");
+    int n = 0;
+    for (const cJSON *c = node->child; c != NULL && n < INT32_MAX; c = c->next) n++;
+    lua_createtable(L, n, 0);
+    lua_Integer i = 0;
+    for (const cJSON *c = node->child; c != NULL; c = c->next) {
+      dec_value(d, c, depth + 1);
+      lua_rawseti(L, -2, ++i);
+    }
+    lua_pushvalue(L, d->array_mt);
+    lua_setmetatable(L, -2);
+    break;
+  }
+  case cJSON_Object: {
+    p = dec_next(d, T_OBJECT);
+    if (depth >= d->max_depth) dec_error(d, DE_DEPTH, p);
+    d->pos = p + 1;
+    luaL_checkstack(L, 4, "JSON nesting");
+    int n = 0;
+    for (const cJSON *c = node->child; c != NULL && n < INT32_MAX; c = c->next) n++;
+    lua_createtable(L, 0, n);
+    for (const cJSON *c = node->child; c != NULL; c = c->next) {
+      dec_string(d, c->string);
+      dec_value(d, c, depth + 1);
+      lua_rawset(L, -3);   /* a repeated key: the last one wins */
+    }
+    break;
+  }
+  default:
+    dec_error(d, DE_PARSER, d->pos);
+  }
+}
+
+/* json.decode(s [, opts]): [-0, +1, e] the Lua value of JSON text s.
+ * Integer literals that fit lua_Integer come back as integers, other numbers
+ * as floats; arrays carry array_mt; objects are plain tables; null is
+ * core.null. A leading UTF-8 byte order mark is ignored. opts.max_depth
+ * (default 512, at most 1000) bounds the nesting. Raises knox.Error kind
+ * "decode" with field offset (0-based byte offset, also in the message) for
+ * any text that is not exactly one RFC 8259 value; "bad argument" when s is
+ * not a string or opts is bad. */
+static int l_decode(lua_State *L)
+{
+  int max_depth = DEFAULT_DEPTH;
+  size_t len;
+  if (lua_type(L, 1) != LUA_TSTRING) return luaL_typeerror(L, 1, "string");
+  const unsigned char *s = (const unsigned char *)lua_tolstring(L, 1, &len);
+  read_options(L, 2, &max_depth, NULL);
+  lua_settop(L, 2);
+
+  struct guard *g = lua_newuserdatauv(L, sizeof *g, 0);
+  memset(g, 0, sizeof *g);
+  g->arena.next = ARENA_FIRST;
+  luaL_setmetatable(L, GUARD_MT);
+  lua_toclose(L, 3);
+  luaL_getmetatable(L, ARRAY_MT);
+
+  /* cJSON skips a byte order mark only in texts longer than 4 bytes;
+   * strip it here so every length is treated alike */
+  size_t base = len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  const char *end = NULL;
+  if (hooks_installed) tls_arena = &g->arena;
+  g->root = cJSON_ParseWithLengthOpts((const char *)s + base, len - base, &end, 0);
+  tls_arena = NULL;
+  /* nallocs == 0: someone replaced the hooks; the tree is theirs to free */
+  g->malloced = !hooks_installed || g->arena.nallocs == 0;
+  if (g->arena.failed) return luaL_error(L, "not enough memory");
+  size_t stop = end != NULL ? (size_t)(end - (const char *)s) : base;
+  if (g->root != NULL) {
+    while (stop < len && is_ws(s[stop])) stop++;
+  }
+  if (g->root == NULL || stop != len) {
+    size_t at;
+    int err = diagnose(s, len, base, max_depth, &at);
+    if (err == DE_NONE) {
+      err = DE_PARSER;
+      at = stop;
+    }
+    return dec_raise(L, s, len, err, at, max_depth);
+  }
+
+  struct dec d = {L, s, len, base, max_depth, 4};
+  dec_value(&d, g->root, 0);
+  return 1;   /* returning closes the guard: the tree is freed here */
+}
+
+/* ------------------------------------------------------------------ */
 /* Markers                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -680,11 +1418,19 @@ static int l_object(lua_State *L)
 int knox_json_open(lua_State *L)
 {
   static const luaL_Reg fns[] = {
+    {"decode", l_decode},
     {"encode", l_encode},
     {"array", l_array},
     {"object", l_object},
     {NULL, NULL},
   };
+  luaL_newmetatable(L, GUARD_MT);
+  lua_pushcfunction(L, l_guard_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, l_guard_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+
   lua_createtable(L, 0, 8);
   luaL_setfuncs(L, fns, 0);
   luaL_newmetatable(L, ARRAY_MT);
@@ -694,5 +1440,7 @@ int knox_json_open(lua_State *L)
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_setfield(L, -2, "json");
+
+  pthread_once(&hooks_once, install_hooks);
   return 0;
 }

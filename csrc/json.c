@@ -358,7 +358,8 @@ static size_t fmt_float(char *out, double x)
     for (int k = 0; k <= 18; k++) {
       double r = x * pow10_exact[k];
       if (fabs(r) >= 9007199254740992.0) break;
-      double m = nearbyint(r);
+      /* a guess, checked below (core.so does not link libm: no nearbyint) */
+      double m = (double)(long long)(r < 0 ? r - 0.5 : r + 0.5);
       if (m / pow10_exact[k] != x) continue;
       char digits[24];
       size_t nd = fmt_integer(digits, (lua_Integer)fabs(m));
@@ -445,7 +446,7 @@ static int skey_cmp(const void *a, const void *b)
 
 /* Object with sort_keys: the pair from lua_next is on the stack. Keys are
  * anchored in a fresh table so the sorted pointers stay valid. */
-static void enc_object_sorted(struct enc *e, int idx, struct frame *fr, int depth)
+static void enc_object_sorted(struct enc *e, int idx, struct frame *fr, int depth, int shape)
 {
   lua_State *L = e->L;
   struct skey local[32];
@@ -455,7 +456,7 @@ static void enc_object_sorted(struct enc *e, int idx, struct frame *fr, int dept
   lua_Integer n = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, fr, lua_gettop(L) - 1, -1);
+    if (lua_type(L, -2) != LUA_TSTRING) enc_bad_key(e, fr, lua_gettop(L) - 1, shape);
     lua_pop(L, 1);
     lua_pushvalue(L, -1);
     lua_rawseti(L, anchor, ++n);
@@ -511,7 +512,7 @@ static void enc_table(struct enc *e, int idx, const struct frame *up, int depth)
   int k = lua_gettop(L) - 1;
   if (lua_type(L, k) == LUA_TSTRING && shape != 0) {
     if (e->sort_keys) {
-      enc_object_sorted(e, idx, &fr, depth);
+      enc_object_sorted(e, idx, &fr, depth, shape);
       return;
     }
     enc_char(e, '{');

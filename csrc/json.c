@@ -14,10 +14,18 @@
  * finds the first error and its byte offset, because cJSON's own error
  * position is approximate (it points at the last byte for a truncated text).
  *
- * Lua shapes: decoded arrays carry the marker metatable array_mt (so an empty
- * one re-encodes as []); decoded objects carry no metatable (an empty table
- * with no marker encodes as {}). JSON null is the light userdata NULL,
- * core.null.
+ * Choices where RFC 8259 or the issue leave room:
+ * - Decoded arrays carry the marker metatable array_mt (so an empty one
+ *   re-encodes as []); decoded objects carry none, which is cheaper, and an
+ *   empty table with no marker encodes as {}. JSON null is the light
+ *   userdata NULL, core.null, in arrays and objects alike.
+ * - Object keys are written in lua_next order (fast, not deterministic);
+ *   encode(v, {sort_keys = true}) sorts them by bytes at every level.
+ * - An integral float is written without a fraction ("30"); it decodes as
+ *   the integer of the same value. "-0" decodes as the float -0.0.
+ * - Error offsets are 0-based byte offsets into the text (a UTF-8 byte order
+ *   mark, which is skipped, counts). A repeated object key: the last wins.
+ * - max_depth (default 512) may be 1..1000: cJSON cannot nest deeper.
  */
 /* dladdr and RTLD_NODELETE, to pin this library while cJSON holds hooks
  * into it (see install_hooks) */

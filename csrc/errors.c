@@ -697,6 +697,64 @@ static void scan_sa_code(struct info *in, const char *s, size_t n)
   }
 }
 
+/* A body that looks like JSON but does not parse (cut short by a proxy or
+ * a size limit, or as broken as two of the documented examples): the
+ * first complete "key": value of each field we read, as a flat object.
+ * Strings must be closed and numbers followed by a delimiter, so a cut
+ * never yields a shortened code. */
+static cJSON *salvage(const char *s, size_t n)
+{
+  static const char *const keys[] = {
+    "errorCode", "code", "error_code", "message", "data", "reason", "errorMessage",
+    "error_description", "detail", "error", "errorId", "transactionalId", "transactionId",
+    "result"};
+  char val[1024];
+  cJSON *o = cJSON_CreateObject();
+  if (o == NULL) return NULL;
+  if (n > SCAN_MAX) n = SCAN_MAX;
+  for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+    size_t kl = strlen(keys[k]);
+    for (size_t i = 0; i + kl + 2 < n; i++) {
+      if (s[i] != '"' || memcmp(s + i + 1, keys[k], kl) != 0 || s[i + 1 + kl] != '"') continue;
+      size_t j = i + kl + 2;
+      while (j < n && a_space((unsigned char)s[j])) j++;
+      if (j >= n || s[j] != ':') continue;
+      j++;
+      while (j < n && a_space((unsigned char)s[j])) j++;
+      if (j >= n) break;
+      cJSON *v = NULL;
+      if (s[j] == '"') {
+        size_t m = 0, e = j + 1;
+        while (e < n && s[e] != '"') {
+          char c = s[e];
+          if (c == '\\' && e + 1 < n) {
+            c = s[++e];
+            if (c == 'n' || c == 't' || c == 'r') c = ' ';
+          }
+          if (m < sizeof val - 1) val[m++] = c;
+          e++;
+        }
+        if (e >= n) break; /* not closed: cut short */
+        val[m] = 0;
+        v = cJSON_CreateString(val);
+      } else if (a_digit((unsigned char)s[j]) || s[j] == '-') {
+        size_t e = j;
+        while (e < n && (a_digit((unsigned char)s[e]) || s[e] == '.' || s[e] == '-' ||
+                         s[e] == '+' || s[e] == 'e' || s[e] == 'E')) e++;
+        if (e >= n || e - j >= sizeof val) break;
+        memcpy(val, s + j, e - j);
+        val[e - j] = 0;
+        v = cJSON_Parse(val);
+      } else {
+        continue;
+      }
+      if (v != NULL && !cJSON_AddItemToObject(o, keys[k], v)) cJSON_Delete(v);
+      break;
+    }
+  }
+  return o;
+}
+
 /* Text bodies: the <title> of an HTML page, or short readable text. */
 static void scan_text(struct info *in, const char *s, size_t n, int html)
 {
@@ -1352,8 +1410,18 @@ static int response_error(lua_State *L, int only_failures)
   const cJSON *root = load_body(L, R_BODY, g, PARSE_MAX);
   size_t bn = 0;
   const char *body = lua_type(L, R_BODY) == LUA_TSTRING ? lua_tolstring(L, R_BODY, &bn) : NULL;
-  if (root != NULL) scan_body(&in, root, 0);
-  else if (body != NULL) scan_text(&in, body, bn, html);
+  if (root == NULL && body != NULL && !html) {
+    const char *t = body;
+    size_t tn = bn;
+    trim(&t, &tn);
+    if (tn > 0 && (t[0] == '{' || t[0] == '[')) root = g->root = salvage(t, tn);
+  }
+  if (root != NULL) {
+    scan_body(&in, root, 0);
+    if (cJSON_IsObject(root) && get(root, "reason") != NULL) scan_error_object(&in, root);
+  } else if (body != NULL) {
+    scan_text(&in, body, bn, html);
+  }
   if (body != NULL) scan_sa_code(&in, body, bn);
   if (wn > 0) scan_www_authenticate(&in, www, (size_t)wn);
 

@@ -503,10 +503,20 @@ struct info {
   int www_invalid_token;    /* WWW-Authenticate: Bearer error="invalid_token" */
 };
 
+/* Whether s has anything to show once controls become spaces. */
+static int visible(const char *s, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c > 0x20 && c != 0x7F) return 1;
+  }
+  return 0;
+}
+
 static void add_text(struct info *in, const char *s, size_t n, int prio)
 {
   trim(&s, &n);
-  if (n == 0 || in->ntext >= NTEXT) return;
+  if (n == 0 || in->ntext >= NTEXT || !visible(s, n > 4 * TEXT_MAX ? 4 * TEXT_MAX : n)) return;
   in->text[in->ntext].s = s;
   in->text[in->ntext].n = n;
   in->text[in->ntext].prio = prio;

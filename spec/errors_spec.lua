@@ -604,8 +604,127 @@ describe("knox.errors", function()
       assert.matches("^bad ", e.message)
       from { status = 400, body = "\0\0\0" }
       from { status = 400, body = "\255\254\253" .. string.rep("\200", 100) }
+      -- text that is nothing but controls is no message (found by the random cases)
+      assert.are.equal("Bad Request", from({ status = 400, body = '"\\u0012"' }).message)
+      assert.are.equal("Bad Request", from({ status = 400, body = "\1\2\3" }).message)
       local n = from { status = 400, service = "kg", body = '{"result":"FAIL","error":{"message":"A\0B"}}' }
       assert.are_not.equal("A", n.name)
+    end)
+  end)
+
+  describe("random and mutated bodies", function()
+    -- Deterministic by default; KNOX_FUZZ_SEED / KNOX_FUZZ_ITERATIONS explore more.
+    local seed = tonumber(os.getenv("KNOX_FUZZ_SEED")) or 20261122
+    local iterations = tonumber(os.getenv("KNOX_FUZZ_ITERATIONS")) or 3000
+    local rnd = math.random
+
+    local KEYS = { "code", "errorCode", "error_code", "message", "data", "reason", "error", "errors",
+      "errorMessage", "error_description", "errorId", "transactionalId", "transactionId", "result",
+      "resultList", "requestedId", "devices", "imei", "failedDeviceList", "notFoundDeviceList",
+      "failedCount", "totalCount", "fail", "count", "detail", "title", "status" }
+    local STRINGS = { "FAIL", "SUCCESS", "DEVICE_NOT_FOUND", "4040300", "40300000", "AUT_1001", "LIC_5101",
+      "invalid_token", "invalid_grant", "", " ", "\255\254", "\195", "é€😀", "access token has expired",
+      "eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", string.rep("x", 700), "\n\t\0", "null",
+      "Bearer abcdefghijkl", "client_secret=abc", "<html><title>t</title>" }
+    local NUMBERS = { "4040300", "4000000", "40300000", "5000000", "5001804", "-1", "0", "1e300", "4030000.5",
+      "4002102", "9007199254740993", "4.0403e6", "-0", "123456789012345678901234567890" }
+    local TOKENS = { "{", "}", "[", "]", '"', ":", ",", "null", "true", "\\", "\\u0000", "\\ud800", "\0", "\255",
+      '"code":', '"error":{', '"message":"', "AUT_1001", "4040300", "<title>", "eyJ" }
+
+    local function jstr(s)
+      return '"' .. s:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
+    end
+
+    local function value(depth)
+      local r = depth > 3 and rnd(6) or rnd(10)
+      if r == 1 then return "null"
+      elseif r == 2 then return rnd(2) == 1 and "true" or "false"
+      elseif r == 3 then return NUMBERS[rnd(#NUMBERS)]
+      elseif r <= 6 then return jstr(STRINGS[rnd(#STRINGS)])
+      elseif r <= 8 then
+        local parts = {}
+        for i = 1, rnd(0, 6) do
+          parts[i] = jstr(KEYS[rnd(#KEYS)]) .. ":" .. value(depth + 1)
+        end
+        return "{" .. table.concat(parts, ",") .. "}"
+      else
+        local parts = {}
+        for i = 1, rnd(0, 4) do parts[i] = value(depth + 1) end
+        return "[" .. table.concat(parts, ",") .. "]"
+      end
+    end
+
+    local function mutate(s)
+      for _ = 1, rnd(1, 4) do
+        local n = #s
+        local r = rnd(5)
+        local i = rnd(0, n)
+        if r == 1 and n > 0 then
+          local j = rnd(n)
+          s = s:sub(1, j - 1) .. string.char(rnd(0, 255)) .. s:sub(j + 1)
+        elseif r == 2 then
+          s = s:sub(1, i) .. s:sub(i + rnd(1, 16))
+        elseif r == 3 then
+          s = s:sub(1, i) .. TOKENS[rnd(#TOKENS)] .. s:sub(i + 1)
+        elseif r == 4 then
+          s = s:sub(1, i)
+        else
+          local j = rnd(i, n)
+          s = s:sub(1, j) .. s:sub(i + 1, j) .. s:sub(j + 1)
+        end
+      end
+      return s
+    end
+
+    local seeds = {}
+    for _, f in ipairs { "kme-400.json", "kme-401.json", "kg-401.json", "kg-transaction.json", "msp-403.json",
+      "kdp-status.json", "kc-assign.json", "kba1242-array.json", "proxy-502.html" } do
+      seeds[#seeds + 1] = fixture(f)
+    end
+    local STATUSES = { false, 200, 206, 400, 401, 403, 404, 409, 422, 429, 500, 501, 502, 503, 504, 599 }
+    local SERVICES = { false, "kme", "kg", "msp", "kdp", "kc", "kai", "auth", "samsung_account", "oauth2", "other" }
+    local RETRY = { "5", " 12 ", "-3", "x", "Wed, 21 Oct 2026 07:28:00 GMT", "Sun Nov  6 08:49:37 1994",
+      "Sunday, 06-Nov-94 08:49:37 GMT", "99999999999999999999", "", "Wed, 99 Oct 2026 99:99:99 GMT" }
+    local WWW = { 'Bearer error="invalid_token"', 'Bearer realm="k", error=invalid_grant, error_description="d"',
+      'Bearer error="', "Bearer ,,,", 'Basic realm="x"', 'Bearer error="invalid_token\\"x"' }
+
+    it(string.format("every result is a well-formed knox.Error (%d cases, seed %d)", iterations, seed), function()
+      math.randomseed(seed)
+      for i = 1, iterations do
+        local body
+        local r = rnd(4)
+        if r == 1 then body = value(0)
+        elseif r == 2 then body = mutate(value(0))
+        else body = mutate(seeds[rnd(#seeds)]) end
+        local resp = {
+          status = STATUSES[rnd(#STATUSES)] or nil,
+          service = SERVICES[rnd(#SERVICES)] or nil,
+          method = "POST",
+          url = rnd(2) == 1 and "https://u:p@h/kcs/v1/kme/x?token=t" or nil,
+          body = body,
+          headers = {
+            ["retry-after"] = rnd(3) == 1 and RETRY[rnd(#RETRY)] or nil,
+            ["www-authenticate"] = rnd(4) == 1 and WWW[rnd(#WWW)] or nil,
+            ["Content-Type"] = rnd(4) == 1 and "text/html" or "application/json",
+            date = rnd(4) == 1 and "Wed, 21 Oct 2026 07:00:00 GMT" or nil,
+          },
+        }
+        local where = string.format("seed %d case %d body %q", seed, i, body)
+        local ok, err = pcall(errors.from_response, resp)
+        assert(ok, where .. ": " .. tostring(err))
+        local good, why = check_well_formed(err)
+        assert(good, where .. ": " .. tostring(why))
+        assert(not tostring(err):find("u:p@", 1, true), where)
+        local ok2, list = pcall(errors.items, body, resp.service)
+        assert(ok2 and type(list) == "table", where .. ": " .. tostring(list))
+        for _, item in ipairs(list) do
+          good, why = check_well_formed(item.error)
+          assert(good, where .. " item: " .. tostring(why))
+          assert(item.id == nil or type(item.id) == "string", where)
+        end
+        local ok3, c = pcall(errors.check, resp)
+        assert(ok3 and (c == nil or check_well_formed(c)), where .. ": " .. tostring(c))
+      end
     end)
   end)
 

@@ -432,19 +432,14 @@ static int code_from_string(struct code *c, const char *s, size_t n, int allow_o
   return 0;
 }
 
-static int entry_has_code(const struct knox_code *e, const struct code *c)
-{
-  char buf[80];
-  code_text(c, buf, sizeof buf);
-  return strcmp(e->code, buf) == 0;
-}
-
 static size_t collect_in(const char *svc, const struct code *c, const struct knox_code **out,
                          size_t n)
 {
+  char text[80];
+  code_text(c, text, sizeof text);
   for (size_t i = 0; i < knox_catalog_size && n < NCAND; i++) {
     const struct knox_code *e = &knox_catalog[i];
-    if ((svc == NULL || strcmp(e->service, svc) == 0) && entry_has_code(e, c)) out[n++] = e;
+    if ((svc == NULL || strcmp(e->service, svc) == 0) && strcmp(e->code, text) == 0) out[n++] = e;
   }
   return n;
 }
@@ -1222,8 +1217,11 @@ static void push_error(lua_State *L, const struct ctx *cx, struct info *in)
         if (!code_from_string(&in->code, entry->code, strlen(entry->code), 1)) entry = NULL;
       }
     }
+    /* flags: this entry, else the code's, else the name's in this
+     * service, else in any service */
     flags_of = entry;
     if (flags_of == NULL && nc > 0) flags_of = cand[0];
+    if (flags_of == NULL) flags_of = by_name(cx->svc, name);
     if (flags_of == NULL) flags_of = by_name_in(NULL, name);
   } else if (nc > 0) {
     for (size_t i = 1; i < nc; i++) {

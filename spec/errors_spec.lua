@@ -377,6 +377,15 @@ describe("knox.errors", function()
       assert.is_nil(e.service)
     end)
 
+    it("an unknown code with a known name is classified by that name in the service", function()
+      assert.are.equal("auth", from({ status = 404, service = "kg",
+        body = '{"result":"FAIL","error":{"code":4049999,"message":"USER_NOT_FOUND"}}' }).kind)
+      assert.are.equal("api", from({ status = 404, service = "kme",
+        body = '{"code":4049999,"message":"USER_NOT_FOUND"}' }).kind)
+      local e = from { status = 403, service = "kc", body = '{"code":4039999,"message":"ACCESS_TOKEN_EXPIRED"}' }
+      assert.are.same({ "auth", "renew" }, { e.kind, e.auth_action })
+    end)
+
     it("auth codes answer on every kcs service (token check in front)", function()
       local e = from { status = 401, service = "kdp", body = '{"code":4032251}' }
       assert.are.same({ "ACCESS_TOKEN_EXPIRED", "auth", "renew" }, { e.name, e.kind, e.auth_action })

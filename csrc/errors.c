@@ -30,8 +30,21 @@
  *   Knox documents no request-id response header (api-notes §5).
  * - body: the raw body cut to 4 KiB on a UTF-8 boundary, with token-like
  *   values (JWTs, "...token"/"...secret" JSON or form values, Bearer
- *   credentials) replaced by "[redacted]". message, error_id and the other
- *   text fields are one line of valid UTF-8 with the same redaction.
+ *   credentials) replaced by "[redacted]". message and method get the same
+ *   redaction; every text field (ids too) is one line of valid UTF-8.
+ * - url: no userinfo, no fragment, secret-looking query values redacted.
+ * - A body that looks like JSON but does not parse (cut short, or as broken
+ *   as two of the documented Knox Guard examples) is salvaged: complete
+ *   "key": value pairs of the fields read here are used, a cut-off value
+ *   never is. Bodies above 4 MiB are not parsed (only salvaged/scanned).
+ * - message: the body's most specific text (errorMessage, error.reason,
+ *   data, error_description, detail, message prose, ...) unless it only
+ *   repeats the name or code; else the catalog description; else the HTTP
+ *   reason phrase. HTML pages give their <title>.
+ * - items(): per-item errors have kind "api" (or "auth" for credential
+ *   codes), no status (the response was a success), and retryable from the
+ *   code's own HTTP class. kind "partial" is for the whole response
+ *   (knox.errors.partial in Lua).
  */
 #include "knox.h"
 #include "catalog.h"

@@ -80,14 +80,45 @@ static const char *url_path(const char *url)
   return slash != NULL ? slash : "/";
 }
 
+/* Whether err.code is a string equal to err.name (Samsung Account and
+ * OAuth codes are their own names), so the line need not say it twice. */
+static int code_is_name(lua_State *L)
+{
+  int same = lua_getfield(L, 1, "code") == LUA_TSTRING &&
+             lua_getfield(L, 1, "name") == LUA_TSTRING && lua_rawequal(L, -1, -2);
+  lua_settop(L, 1);
+  return same;
+}
+
+/* Replaces the control characters (newlines...) of the string on top, so
+ * the line stays one line whatever a message holds. */
+static void one_line(lua_State *L)
+{
+  size_t len;
+  const char *s = lua_tolstring(L, -1, &len);
+  size_t i = 0;
+  while (i < len && (unsigned char)s[i] >= 0x20 && s[i] != 0x7F) i++;
+  if (i == len) return;
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, len);
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    out[i] = (char)(c < 0x20 || c == 0x7F ? ' ' : c);
+  }
+  luaL_pushresultsize(&b, len);
+  lua_remove(L, -2);
+}
+
 /* __tostring(err): [-0, +1, m]
- * "knox: NAME (CODE, HTTP STATUS) METHOD PATH: message". Never raises on a
- * malformed error table; missing parts are left out. */
+ * "knox: NAME (CODE, HTTP STATUS) METHOD PATH: message", always one line.
+ * Never raises on a malformed error table; missing parts are left out. */
 static int l_error_tostring(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
   luaL_Buffer b;
   int label_is_kind = 0;
+  int skip_code = code_is_name(L);
   int top;
 
   luaL_buffinit(L, &b);
@@ -113,7 +144,7 @@ static int l_error_tostring(lua_State *L)
 
   /* parenthesis: code and HTTP status, or the kind when the label is not */
   int nparts = 0;
-  if (push_field_text(L, 1, "code")) {
+  if (!skip_code && push_field_text(L, 1, "code")) {
     luaL_addstring(&b, " (");
     luaL_tolstring(L, -1, NULL);
     lua_remove(L, -2);
@@ -154,6 +185,7 @@ static int l_error_tostring(lua_State *L)
     luaL_addvalue(&b);
   }
   luaL_pushresult(&b);
+  one_line(L);
   return 1;
 }
 

@@ -153,10 +153,9 @@ local function expand_path(path, params)
 end
 M.expand_path = expand_path
 
--- Removes userinfo from a URL so it never reaches an error or a hook.
-local function clean_url(url)
-  return (url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1"))
-end
+-- No userinfo, fragment or secret-looking query values: what errors and
+-- hooks may show of a URL.
+local clean_url = errors.clean_url
 
 local function check_base(name, url)
   if type(url) ~= "string" or not url:match "^https?://[^/]+" then
@@ -399,6 +398,28 @@ local function decode_body(body, headers)
   return body
 end
 
+--- Turns one HTTP response into its decoded body, or into the knox.Error
+-- it means: decoded, err, final. A 2xx that fails to decode is final (no
+-- retry can fix it); Knox Guard can answer a failure with 200
+-- {"result": "FAIL", "error": {...}}, which is an error like any other.
+local function interpret(req, url, status, headers, body)
+  if status >= 200 and status < 300 then
+    local ok, decoded = pcall(decode_body, body, headers)
+    if not ok then
+      if not errors.is_error(decoded) then error(decoded, 0) end
+      decoded.status = status
+      return nil, decoded, true
+    end
+    if type(decoded) ~= "table" or decoded.result ~= "FAIL" then return decoded end
+    local err = errors.check { status = status, headers = headers, body = body,
+      service = req.service, method = req.method, url = clean_url(url) }
+    if not err then return decoded end
+    return nil, err
+  end
+  return nil, errors.from_response { status = status, headers = headers, body = body,
+    service = req.service, method = req.method, url = clean_url(url) }
+end
+
 local function request_id(headers)
   if not headers then return nil end
   return headers["x-request-id"] or headers["x-knox-transactionid"] or headers["x-amzn-requestid"]
@@ -497,21 +518,16 @@ function Client:_send(req)
       local elapsed = self.clock() - started
       self:_emit("response", { method = req.method, url = clean_url(url), service = req.service, status = status,
         headers = redact_headers(rheaders), body_size = #rbody, attempt = attempt, elapsed = elapsed })
-      if status >= 200 and status < 300 then
-        local dok, decoded = pcall(decode_body, rbody, rheaders)
-        if not dok then
-          if not errors.is_error(decoded) then error(decoded, 0) end
-          decoded.status = status
-          error(annotate(decoded, req, url, attempt), 0)
-        end
+      local decoded, final
+      decoded, err, final = interpret(req, url, status, rheaders, rbody)
+      if not err then
         policy:success(spent)
         return decoded, {
           status = status, headers = rheaders, request_id = request_id(rheaders),
           attempts = attempt, elapsed = elapsed, info = info,
         }
       end
-      err = errors.from_response { status = status, headers = rheaders, body = rbody,
-        service = req.service, method = req.method, url = clean_url(url) }
+      if final then error(annotate(err, req, url, attempt), 0) end
     end
     annotate(err, req, url, attempt)
 
@@ -677,21 +693,16 @@ function Client:batch(requests, opts)
         err = res
       else
         self:_observe_date(res.headers)
-        if res.status >= 200 and res.status < 300 then
-          local ok, decoded = pcall(decode_body, res.body, res.headers)
-          if ok then
-            self.policy:success(st.spent)
-            results[i] = { body = decoded, response = { status = res.status, headers = res.headers,
-              request_id = request_id(res.headers), attempts = st.attempt, elapsed = self.clock() - started,
-              info = res.info } }
-          else
-            if not errors.is_error(decoded) then error(decoded, 0) end
-            decoded.status = res.status
-            results[i] = annotate(decoded, req, url, st.attempt)
-          end
-        else
-          err = errors.from_response { status = res.status, headers = res.headers, body = res.body,
-            service = req.service, method = req.method, url = clean_url(url) }
+        local decoded, final
+        decoded, err, final = interpret(req, url, res.status, res.headers, res.body)
+        if not err then
+          self.policy:success(st.spent)
+          results[i] = { body = decoded, response = { status = res.status, headers = res.headers,
+            request_id = request_id(res.headers), attempts = st.attempt, elapsed = self.clock() - started,
+            info = res.info } }
+        elseif final then
+          results[i] = annotate(err, req, url, st.attempt)
+          err = nil
         end
       end
       if err then

@@ -607,7 +607,9 @@ static knox_key *check_key(lua_State *L)
  * file that cannot be read or does not hold a usable RSA key pair. */
 static int l_keys_load(lua_State *L)
 {
-  const char *path = luaL_checkstring(L, 1);
+  size_t plen;
+  const char *path = luaL_checklstring(L, 1, &plen);
+  luaL_argcheck(L, strlen(path) == plen, 1, "path contains a NUL byte");
   char msg[160];
   struct stat st;
   lua_settop(L, 1);
@@ -1072,6 +1074,9 @@ static int l_encrypt(lua_State *L)
   return 1;
 }
 
+/* knox_key_open: [-0, +0, m] adds core.keys {load, from_json, generate,
+ * kme_public_key} and core.encrypt to the module table at the top, and
+ * registers the knox.Key metatable. */
 int knox_key_open(lua_State *L)
 {
   static const luaL_Reg methods[] = {

@@ -149,14 +149,15 @@ static int is_space(unsigned char c)
 
 /* Decodes standard base64, skipping ASCII whitespace anywhere (keys.json
  * files wrap the text); '=' padding is optional but only at the end.
- * dst must hold n / 4 * 3 + 3 bytes. Returns 0 on a character outside the
- * alphabet, misplaced padding or a dangling final character. */
+ * dst must hold n / 4 * 3 + 3 bytes; *outlen is set to the bytes written
+ * even on failure, so the caller can cleanse them. Returns 0 on a character
+ * outside the alphabet, misplaced padding or a dangling final character. */
 static int b64_decode(unsigned char *dst, size_t *outlen, const char *src, size_t n)
 {
   uint32_t acc = 0;
-  int nbits = 0;
+  int nbits = 0, ok = 1;
   size_t chars = 0, pads = 0, o = 0;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && ok; i++) {
     unsigned char c = (unsigned char)src[i];
     if (is_space(c)) continue;
     if (c == '=') {
@@ -164,7 +165,10 @@ static int b64_decode(unsigned char *dst, size_t *outlen, const char *src, size_
       continue;
     }
     int v = b64_value(c);
-    if (v < 0 || pads > 0) return 0;
+    if (v < 0 || pads > 0) {
+      ok = 0;
+      break;
+    }
     acc = acc << 6 | (uint32_t)v;
     nbits += 6;
     chars++;
@@ -173,10 +177,8 @@ static int b64_decode(unsigned char *dst, size_t *outlen, const char *src, size_
       dst[o++] = (unsigned char)(acc >> nbits);
     }
   }
-  acc = 0;
-  if (chars % 4 == 1 || pads > 2 || (pads > 0 && (chars + pads) % 4 != 0)) return 0;
   *outlen = o;
-  return 1;
+  return ok && chars % 4 != 1 && pads <= 2 && (pads == 0 || (chars + pads) % 4 == 0);
 }
 
 /* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
@@ -363,10 +365,10 @@ static EVP_PKEY *text_public(const char *text, size_t n, unsigned char *scratch,
 }
 
 /* Decodes one keys.json field into scratch and parses it. */
-static EVP_PKEY *json_field_key(const cJSON *field, int private, unsigned char *scratch,
+static EVP_PKEY *json_field_key(const cJSON *field, int is_private, unsigned char *scratch,
                                 reason *why)
 {
-  const char *what = private ? "field \"Private\"" : "field \"Public\"";
+  const char *what = is_private ? "field \"Private\"" : "field \"Public\"";
   const char *v = field->valuestring;
   size_t len = 0;
   EVP_PKEY *pk = NULL;
@@ -375,7 +377,7 @@ static EVP_PKEY *json_field_key(const cJSON *field, int private, unsigned char *
   } else if (len == 0) {
     snprintf(why->text, sizeof why->text, "%s is empty", what);
   } else {
-    pk = private ? der_private(scratch, len, what, why) : der_public(scratch, len, what, why);
+    pk = is_private ? der_private(scratch, len, what, why) : der_public(scratch, len, what, why);
   }
   OPENSSL_cleanse(scratch, len);
   return pk;

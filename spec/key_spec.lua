@@ -28,25 +28,29 @@ local function b64encode(s)
   return table.concat(out)
 end
 
+local B64VAL = {}
+for i = 1, 64 do B64VAL[B64:byte(i)] = i - 1 end
+
 local function b64decode(s)
   s = s:gsub("%s", ""):gsub("=+$", "")
-  local bits, out = {}, {}
-  for i = 1, #s do
-    local v = B64:find(s:sub(i, i), 1, true)
-    assert(v, "not base64: " .. s:sub(i, i))
-    v = v - 1
-    for k = 5, 0, -1 do bits[#bits + 1] = (v >> k) & 1 end
-  end
-  for i = 1, #bits - 7, 8 do
-    local n = 0
-    for k = 0, 7 do n = n * 2 + bits[i + k] end
-    out[#out + 1] = string.char(n)
+  local out = {}
+  for i = 1, #s, 4 do
+    local n, k = 0, 0
+    for j = i, math.min(i + 3, #s) do
+      local v = B64VAL[s:byte(j)]
+      -- plain error, not busted's assert: this runs per character
+      if not v then error("not base64: " .. s:sub(j, j)) end
+      n, k = n * 64 + v, k + 1
+    end
+    if k < 2 then error("dangling base64 character") end
+    n = n << (6 * (4 - k))
+    out[#out + 1] = string.char(n >> 16 & 255, n >> 8 & 255, n & 255):sub(1, k - 1)
   end
   return table.concat(out)
 end
 
 local function b64url_decode(s)
-  assert(not s:find("[^%w%-_]"), "not base64url without padding: " .. s)
+  if s:find("[^%w%-_]") then error("not base64url without padding: " .. s) end
   return b64decode((s:gsub("%-", "+"):gsub("_", "/")))
 end
 
@@ -475,8 +479,11 @@ describe("knox.keys and knox.Key", function()
       for _ = 1, 10000 do
         local t = key:sign_access_token("same token", { now = 1700000000 })
         local p = t:match("^[^.]+%.([^.]+)%.")
-        local jti = b64url_decode(p):match('"jti":"([^"]+)"')
-        assert(#jti == 72 and jti:match(JTI), jti)
+        -- base64 decodes in 4-character groups: the last 160 characters,
+        -- from a group boundary, hold the closing jti claim
+        local from = math.max(0, #p - 160) // 4 * 4
+        local jti = b64url_decode(p:sub(from + 1)):match('"jti":"([^"]+)"}$')
+        if not (#jti == 72 and jti:match(JTI)) then error("bad jti " .. jti) end
         if not seen[jti] then
           seen[jti] = true
           n = n + 1

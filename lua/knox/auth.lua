@@ -1,0 +1,243 @@
+--- knox.auth: credential providers and their token caches.
+--
+-- A provider turns "I need to call service X" into one request header. The
+-- client asks it through a small context object (ctx) that can post to the
+-- token endpoints, tell the time (the server's, when the clocks disagree)
+-- and report token events. Providers never see the client itself.
+--
+--   knox.auth.keys { file = "keys.json" | keys = knox.Key, client_id = "...", validity = 30 }
+--   knox.auth.oauth2 { client_id = "...", client_secret = "...", scope = "...", expires_in =, token_url = }
+--   knox.auth.token { value = "...", header = "x-knox-apitoken" | "Authorization" }
+--
+-- Secrets (the key, client_secret, tokens) are kept in a private table keyed
+-- by the provider, never in the provider's own fields, so printing, dumping
+-- or serialising a provider shows none of them.
+local core = require "knox.core"
+local errors = require "knox.errors"
+
+local M = {}
+
+local secret = setmetatable({}, { __mode = "k" })
+
+local function usage(msg)
+  error(errors.new { kind = "usage", message = msg }, 3)
+end
+
+local function auth_error(msg, fields)
+  local e = { kind = "auth", message = msg }
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return errors.new(e)
+end
+
+--- When to renew a token of lifetime `life` seconds: at 80% of its life or
+-- 60 s before it ends, whichever is earlier — but never before half its life,
+-- so a token that lives two minutes or less is not renewed on every call.
+local function renew_after(life)
+  return math.max(math.min(0.8 * life, life - 60), 0.5 * life)
+end
+M.renew_after = renew_after
+
+local function is_key(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__name == "knox.Key"
+end
+
+local Provider = {}
+Provider.__index = Provider
+
+function Provider:__tostring()
+  return ("knox.auth.%s(%s)"):format(self.kind, self.label or "")
+end
+
+--- provider:invalidate(): forget cached tokens so the next call renews.
+function Provider:invalidate()
+  local s = secret[self]
+  s.access, s.signed = nil, nil
+end
+
+---------------------------------------------------------------------------
+-- Legacy Knox Cloud Authentication (keys.json + client identifier)
+
+local Legacy = setmetatable({}, { __index = Provider })
+Legacy.__index = Legacy
+Legacy.__tostring = Provider.__tostring
+
+--- knox.auth.keys(opts): the legacy flow. The key file is read once, here,
+-- so a bad file fails when the client is built, not mid-run.
+function M.keys(opts)
+  if type(opts) ~= "table" then usage("knox.auth.keys: options table expected") end
+  local client_id = opts.client_id
+  if type(client_id) ~= "string" or client_id == "" then
+    usage("knox.auth.keys: client_id (the Client Identifier from the Knox API portal) is required")
+  end
+  local key
+  if opts.keys ~= nil then
+    if not is_key(opts.keys) then usage("knox.auth.keys: keys must be a knox.Key (from knox.keys.load)") end
+    key = opts.keys
+  elseif type(opts.file) == "string" then
+    key = core.keys.load(opts.file)
+  else
+    usage("knox.auth.keys: file (path of keys.json) or keys (a knox.Key) is required")
+  end
+  local validity = opts.validity or 30
+  if math.type(validity) ~= "integer" or validity < 1 or validity > 30 then
+    usage("knox.auth.keys: validity must be an integer number of minutes from 1 to 30")
+  end
+  local self = setmetatable({
+    kind = "keys", scheme = "legacy", renewable = true, validity = validity,
+    label = "client_id=" .. client_id:sub(1, 8) .. (#client_id > 8 and "…" or ""),
+  }, Legacy)
+  secret[self] = { key = key, client_id = client_id, public_key = key:public_key() }
+  return self
+end
+
+--- legacy:authorize(ctx) -> "x-knox-apitoken", signed access token JWT.
+-- Gets an access token when there is none or it is due for renewal, and
+-- re-signs it when the signed JWT is due; both reused until then.
+function Legacy:authorize(ctx)
+  local s = secret[self]
+  local now = ctx:now()
+  if not s.access or now >= s.access.renew_at then
+    local jwt = s.key:sign_client_identifier(s.client_id, { now = math.floor(ctx:now()) })
+    local body = ctx:post_json("auth", "/ams/v1/users/accesstoken", {
+      clientIdentifierJwt = jwt,
+      base64EncodedStringPublicKey = s.public_key,
+      validityForAccessTokenInMinutes = self.validity,
+    })
+    local token = type(body) == "table" and body.accessToken
+    if type(token) ~= "string" or token == "" then
+      error(auth_error("the access token response has no accessToken", { service = "auth" }))
+    end
+    -- Knox returns no expiry: the token lives for the validity we asked for.
+    local t, life = ctx:now(), self.validity * 60
+    s.access = { token = token, renew_at = t + renew_after(life) }
+    s.signed = nil
+    ctx:emit("token", { scheme = "legacy", action = "issued", lifetime = life })
+  end
+  if not s.signed or ctx:now() >= s.signed.renew_at then
+    local t = math.floor(ctx:now())
+    local life = 1800
+    s.signed = {
+      jwt = s.key:sign_access_token(s.access.token, { now = t, lifetime = life }),
+      renew_at = math.min(t + renew_after(life), s.access.renew_at),
+    }
+    ctx:emit("token", { scheme = "legacy", action = "signed", lifetime = life })
+  end
+  return "x-knox-apitoken", s.signed.jwt
+end
+
+---------------------------------------------------------------------------
+-- Knox OAuth 2.0, client credentials
+
+local OAuth2 = setmetatable({}, { __index = Provider })
+OAuth2.__index = OAuth2
+OAuth2.__tostring = Provider.__tostring
+
+--- knox.auth.oauth2(opts): client credentials against the Knox OAuth 2.0
+-- token endpoint (https://api.samsungknox.com/ams/v1/oauth2/token unless
+-- token_url or the client's endpoints say otherwise).
+function M.oauth2(opts)
+  if type(opts) ~= "table" then usage("knox.auth.oauth2: options table expected") end
+  local id, sec, scope = opts.client_id, opts.client_secret, opts.scope
+  if type(id) ~= "string" or id == "" then usage("knox.auth.oauth2: client_id is required") end
+  if type(sec) ~= "string" or sec == "" then usage("knox.auth.oauth2: client_secret is required") end
+  if type(scope) == "table" then
+    for i, v in ipairs(scope) do
+      if type(v) ~= "string" then usage("knox.auth.oauth2: scope[" .. i .. "] must be a string") end
+    end
+    scope = table.concat(scope, " ")
+  end
+  if type(scope) ~= "string" or scope == "" then
+    usage("knox.auth.oauth2: scope is required (space-separated, e.g. \"kme msp\")")
+  end
+  local expires_in = opts.expires_in
+  if expires_in ~= nil and (math.type(expires_in) ~= "integer" or expires_in < 1 or expires_in > 3600) then
+    usage("knox.auth.oauth2: expires_in must be an integer number of seconds from 1 to 3600")
+  end
+  if opts.token_url ~= nil and type(opts.token_url) ~= "string" then
+    usage("knox.auth.oauth2: token_url must be a string")
+  end
+  local self = setmetatable({
+    kind = "oauth2", scheme = "oauth2", renewable = true, scope = scope,
+    expires_in = expires_in, token_url = opts.token_url, label = "client_id=" .. id,
+  }, OAuth2)
+  secret[self] = { client_id = id, client_secret = sec }
+  return self
+end
+
+-- Knox's default access token life when a response omits expires_in
+-- (10 minutes per the docs); UNCONFIRMED that it is ever omitted.
+local DEFAULT_OAUTH_LIFE = 600
+
+function OAuth2:authorize(ctx)
+  local s = secret[self]
+  if not s.access or ctx:now() >= s.access.renew_at then
+    local form = {
+      grant_type = "client_credentials",
+      client_id = s.client_id,
+      client_secret = s.client_secret,
+      scope = self.scope,
+      expires_in = self.expires_in,
+    }
+    local body = ctx:post_form("oauth2", self.token_url or "/ams/v1/oauth2/token", form)
+    local token = type(body) == "table" and body.access_token
+    if type(token) ~= "string" or token == "" then
+      error(auth_error("the OAuth token response has no access_token", { service = "oauth2" }))
+    end
+    local tt = body.token_type
+    if tt ~= nil and (type(tt) ~= "string" or tt:lower() ~= "bearer") then
+      error(auth_error("the OAuth token response has token_type " .. tostring(tt) .. ", not Bearer",
+        { service = "oauth2" }))
+    end
+    local life = tonumber(body.expires_in) or DEFAULT_OAUTH_LIFE
+    if life ~= life or life <= 0 then life = DEFAULT_OAUTH_LIFE end
+    s.access = { token = token, renew_at = ctx:now() + renew_after(life) }
+    ctx:emit("token", { scheme = "oauth2", action = "issued", lifetime = life,
+      scope = type(body.scope) == "string" and body.scope or self.scope })
+  end
+  return "authorization", "Bearer " .. s.access.token
+end
+
+---------------------------------------------------------------------------
+-- A pre-issued token
+
+local Static = setmetatable({}, { __index = Provider })
+Static.__index = Static
+Static.__tostring = Provider.__tostring
+
+--- knox.auth.token(opts): sends a token you already have. header defaults
+-- to x-knox-apitoken (a signed access token, legacy scheme); with header
+-- "Authorization" the value is sent as a Bearer token (OAuth scheme). It
+-- cannot renew: an expired token is raised to the caller.
+function M.token(opts)
+  if type(opts) ~= "table" then usage("knox.auth.token: options table expected") end
+  local value, header = opts.value, opts.header or "x-knox-apitoken"
+  if type(value) ~= "string" or value == "" then usage("knox.auth.token: value is required") end
+  if type(header) ~= "string" or not header:match "^[%w%-]+$" then
+    usage("knox.auth.token: header must be a header name")
+  end
+  if value:find "[\r\n]" then usage("knox.auth.token: value must not contain line breaks") end
+  header = header:lower()
+  local scheme = opts.scheme or (header == "authorization" and "oauth2" or "legacy")
+  if scheme ~= "legacy" and scheme ~= "oauth2" then
+    usage("knox.auth.token: scheme must be \"legacy\" or \"oauth2\"")
+  end
+  if header == "authorization" and not value:match "^[Bb]earer " then value = "Bearer " .. value end
+  local self = setmetatable({ kind = "token", scheme = scheme, renewable = false, label = header }, Static)
+  secret[self] = { header = header, value = value }
+  return self
+end
+
+function Static:authorize()
+  local s = secret[self]
+  return s.header, s.value
+end
+
+function Static.invalidate() end
+
+--- Whether v is a provider made by this module.
+function M.is_provider(v)
+  return secret[v] ~= nil
+end
+
+return M

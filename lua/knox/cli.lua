@@ -1,0 +1,202 @@
+--- knox.cli: the `knox` command.
+--
+--   knox request METHOD PATH [-q k=v]... [-H 'Name: value']... [-d JSON|@file] [--service S]
+--   knox sim [simulator flags]           the Knox simulator (knox sim --help)
+--   knox keys generate [--bits N] [-o FILE]
+--   knox keys info FILE
+--   knox encrypt TEXT                    KME userName/userToken field encryption
+--   knox errors lookup SERVICE CODE
+--   knox version
+--
+-- `knox request` builds its client from the environment (KNOX_REGION or
+-- KNOX_BASE_URL, KNOX_KEYS_FILE + KNOX_CLIENT_ID or KNOX_OAUTH_CLIENT_ID +
+-- KNOX_OAUTH_CLIENT_SECRET + KNOX_OAUTH_SCOPE, KNOX_TENANT, KNOX_CA_FILE).
+-- Exit status: 0 success, 1 a knox.Error (printed on one line to stderr),
+-- 2 a usage mistake.
+local M = {}
+
+local USAGE = [[
+usage: knox <command> [args]
+
+commands:
+  request METHOD PATH [-q key=value]... [-H 'Name: value']... [-d JSON|@file] [--service S]
+  sim [--host H] [--port P] [--tls --cert F --key F] [--keys F --client-id ID]... ...
+  keys generate [--bits N] [-o FILE]
+  keys info FILE
+  encrypt TEXT
+  errors lookup SERVICE CODE
+  version
+]]
+
+local function fail_usage(io_err, msg)
+  io_err:write("knox: ", msg, "\n", USAGE)
+  return 2
+end
+
+local function report(io_err, err)
+  local knox = require "knox"
+  if knox.is_error(err) then
+    io_err:write(tostring(err), "\n")
+    return err.kind == "usage" and 2 or 1
+  end
+  io_err:write("knox: ", tostring(err), "\n")
+  return 1
+end
+
+local function read_file(path)
+  local f, e = io.open(path, "rb")
+  if not f then return nil, e end
+  local s = f:read "a"
+  f:close()
+  return s
+end
+
+local commands = {}
+
+function commands.version(_, out)
+  local knox = require "knox"
+  local core = require "knox.core"
+  out:write(("knox %s (libcurl %s, %s)\n"):format(knox.version, core.curl_version, _VERSION))
+  return 0
+end
+
+function commands.request(args, out, err_out)
+  local method, path = args[1], args[2]
+  if not method or not path then return fail_usage(err_out, "request needs METHOD and PATH") end
+  local opts = { query = {}, headers = {} }
+  local i = 3
+  while i <= #args do
+    local a, v = args[i], args[i + 1]
+    if a == "-q" or a == "--query" then
+      local k, val = (v or ""):match "^([^=]+)=(.*)$"
+      if not k then return fail_usage(err_out, "-q takes key=value") end
+      local cur = opts.query[k]
+      if cur == nil then opts.query[k] = val
+      elseif type(cur) == "table" then cur[#cur + 1] = val
+      else opts.query[k] = { cur, val } end
+    elseif a == "-H" or a == "--header" then
+      local k, val = (v or ""):match "^([^:]+):%s*(.*)$"
+      if not k then return fail_usage(err_out, "-H takes 'Name: value'") end
+      opts.headers[k] = val
+    elseif a == "-d" or a == "--data" then
+      if not v then return fail_usage(err_out, "-d takes a JSON text or @file") end
+      if v:sub(1, 1) == "@" then
+        local body, e = read_file(v:sub(2))
+        if not body then return fail_usage(err_out, "cannot read " .. v:sub(2) .. ": " .. tostring(e)) end
+        opts.body = body
+      else
+        opts.body = v
+      end
+    elseif a == "--service" then
+      opts.service = v
+    else
+      return fail_usage(err_out, "unknown option " .. tostring(a))
+    end
+    i = i + 2
+  end
+  local knox = require "knox"
+  local ok, res = pcall(function()
+    local client <close> = knox.client()
+    local body = client:request(method:upper(), path, opts)
+    if type(body) == "table" then
+      return knox.json.encode(body)
+    end
+    return body and tostring(body) or ""
+  end)
+  if not ok then return report(err_out, res) end
+  out:write(res, "\n")
+  return 0
+end
+
+function commands.sim(args)
+  return require("knox.sim").main(args) or 0
+end
+
+function commands.keys(args, out, err_out)
+  local knox = require "knox"
+  local sub = args[1]
+  if sub == "generate" then
+    local bits, file = 2048, nil
+    local i = 2
+    while i <= #args do
+      if args[i] == "--bits" then bits = math.tointeger(tonumber(args[i + 1]))
+      elseif args[i] == "-o" or args[i] == "--out" then file = args[i + 1]
+      else return fail_usage(err_out, "unknown option " .. tostring(args[i])) end
+      i = i + 2
+    end
+    if not bits then return fail_usage(err_out, "--bits takes an integer") end
+    local ok, res = pcall(function() return knox.keys.generate { bits = bits }:to_json() end)
+    if not ok then return report(err_out, res) end
+    if file then
+      local exists = io.open(file, "rb")
+      if exists then
+        exists:close()
+        return fail_usage(err_out, file .. " exists; not overwriting a key file")
+      end
+      -- private key material: create the file owner-only before writing it
+      local quoted = "'" .. file:gsub("'", "'\\''") .. "'"
+      if not os.execute("umask 077 && : > " .. quoted) then
+        return fail_usage(err_out, "cannot create " .. file)
+      end
+      local f, e = io.open(file, "wb")
+      if not f then return fail_usage(err_out, "cannot write " .. file .. ": " .. tostring(e)) end
+      f:write(res)
+      f:close()
+      err_out:write("knox: wrote ", file, "\n")
+    else
+      out:write(res, "\n")
+    end
+    return 0
+  elseif sub == "info" then
+    if not args[2] then return fail_usage(err_out, "keys info needs FILE") end
+    local ok, res = pcall(knox.keys.load, args[2])
+    if not ok then return report(err_out, res) end
+    out:write(tostring(res), "\n")
+    return 0
+  end
+  return fail_usage(err_out, "keys: generate or info")
+end
+
+function commands.encrypt(args, out, err_out)
+  if not args[1] then return fail_usage(err_out, "encrypt needs TEXT") end
+  local knox = require "knox"
+  local ok, res = pcall(knox.encrypt, args[1])
+  if not ok then return report(err_out, res) end
+  out:write(res, "\n")
+  return 0
+end
+
+function commands.errors(args, out, err_out)
+  if args[1] ~= "lookup" or not args[2] or not args[3] then
+    return fail_usage(err_out, "errors lookup SERVICE CODE")
+  end
+  local knox = require "knox"
+  local code = math.tointeger(tonumber(args[3])) or args[3]
+  local ok, res = pcall(knox.errors.lookup, args[2], code)
+  if not ok then return report(err_out, res) end
+  if not res then
+    err_out:write("knox: no ", args[2], " code ", args[3], " in the catalog\n")
+    return 1
+  end
+  out:write(("%s %s (HTTP %s): %s\n"):format(args[3], res.name or "?", tostring(res.status or "?"),
+    res.description or ""))
+  return 0
+end
+
+--- M.main(argv [, out, err]) -> exit status
+function M.main(argv, out, err_out)
+  out, err_out = out or io.stdout, err_out or io.stderr
+  argv = argv or {}
+  local cmd = argv[1]
+  if cmd == nil or cmd == "-h" or cmd == "--help" or cmd == "help" then
+    out:write(USAGE)
+    return cmd == nil and 2 or 0
+  end
+  local fn = commands[cmd]
+  if not fn then return fail_usage(err_out, "unknown command " .. tostring(cmd)) end
+  local rest = {}
+  for i = 2, #argv do rest[#rest + 1] = argv[i] end
+  return fn(rest, out, err_out)
+end
+
+return M

@@ -1,0 +1,84 @@
+--- knox.pager: iterate over Knox's pageNum/pageSize lists one page at a
+-- time, so a fleet of any size never has to fit in memory.
+--
+--   for device in pager.each(fetch, { page_size = 100, items = "deviceList" }) do ... end
+--
+-- fetch(pageNum, pageSize) returns the decoded body of one page. The
+-- iterator stops at the first short or empty page, or once it has yielded
+-- `totalCount` items (Knox sends totalCount as a number, and MSP as a
+-- string: both are read), whichever comes first. A server that keeps
+-- returning full pages beyond totalCount cannot make it loop forever.
+local errors = require "knox.errors"
+
+local M = {}
+
+local function usage(msg)
+  error(errors.new { kind = "usage", message = msg }, 3)
+end
+
+--- The list inside a page body: body[items] when named, else the first
+-- array-valued field.
+local function page_items(body, key)
+  if type(body) ~= "table" then return nil end
+  if key then
+    local v = body[key]
+    if type(v) == "table" then return v end
+    return nil
+  end
+  for _, v in pairs(body) do
+    if type(v) == "table" and (#v > 0 or getmetatable(v) ~= nil) then return v end
+  end
+  return nil
+end
+M.page_items = page_items
+
+--- pager.pages(fetch, opts): iterator over (page_number, body, items).
+-- opts: page_size (100), start (0), items (field name), max_pages.
+function M.pages(fetch, opts)
+  if type(fetch) ~= "function" then error("bad argument #1 to 'pages' (function expected)", 2) end
+  opts = opts or {}
+  local size = opts.page_size or 100
+  if math.type(size) ~= "integer" or size < 1 then usage("page_size must be a positive integer") end
+  local page = opts.start or 0
+  local max_pages = opts.max_pages
+  local seen, total, done, count = 0, nil, false, 0
+  return function()
+    if done then return nil end
+    if max_pages and count >= max_pages then return nil end
+    local body = fetch(page, size)
+    local items = page_items(body, opts.items)
+    if items == nil then
+      done = true
+      if body == nil then return nil end
+      error(errors.new { kind = "decode", message = ("page %d has no list%s"):format(page,
+        opts.items and (" '" .. opts.items .. "'") or "") })
+    end
+    local n = #items
+    total = total or (type(body) == "table" and tonumber(body.totalCount)) or nil
+    seen = seen + n
+    count = count + 1
+    local this = page
+    page = page + 1
+    if n < size or n == 0 or (total and seen >= total) then done = true end
+    return this, body, items
+  end
+end
+
+--- pager.each(fetch, opts): iterator over the items of every page.
+function M.each(fetch, opts)
+  local pages = M.pages(fetch, opts)
+  local items, i = nil, 0
+  return function()
+    while true do
+      if items and i < #items then
+        i = i + 1
+        return items[i]
+      end
+      local _, _, next_items = pages()
+      if not next_items then return nil end
+      items, i = next_items, 0
+    end
+  end
+end
+
+return M

@@ -37,7 +37,6 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#pragma weak knox_json_encode /* TEMP until json.c lands */
 #define KEY_MT "knox.Key"
 #define SCRATCH_MT "knox.key.Scratch"   /* cleansed scratch memory */
 #define PUBBOX_MT "knox.key.PublicKey"  /* internal: an encryption key */
@@ -986,9 +985,6 @@ static int l_key_sign(lua_State *L)
   knox_key *k = check_key(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  if (&knox_json_encode == NULL) { /* TEMP until json.c lands */
-    return knox_error_throw(L, "usage", "key:sign: the JSON encoder is not built in yet");
-  }
   knox_json_encode(L, 2); /* 3 */
   if (lua_tostring(L, 3)[0] != '{') {
     return knox_error_throw(L, "usage", "key:sign: the claims must encode to a JSON object");

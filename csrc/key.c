@@ -528,6 +528,15 @@ static int key_raise(lua_State *L, const char *name, const char *path, const cha
   return knox_error_raise(L);
 }
 
+/* key_raise with "cannot read it: <strerror(err)>". */
+static int key_raise_errno(lua_State *L, const char *path, int err)
+{
+  char e[100], msg[140];
+  if (strerror_r(err, e, sizeof e) != 0) snprintf(e, sizeof e, "error %d", err);
+  snprintf(msg, sizeof msg, "cannot read it: %s", e);
+  return key_raise(L, path, path, msg);
+}
+
 /* Scratch memory owned by Lua (so a raise cannot leak it) whose __gc
  * cleanses it; callers cleanse it themselves as soon as they are done. */
 static unsigned char *scratch_new(lua_State *L, size_t n)
@@ -611,15 +620,9 @@ static int l_keys_load(lua_State *L)
   size_t plen;
   const char *path = luaL_checklstring(L, 1, &plen);
   luaL_argcheck(L, strlen(path) == plen, 1, "path contains a NUL byte");
-  char msg[160];
   struct stat st;
   lua_settop(L, 1);
-  if (stat(path, &st) != 0) {
-    char e[100];
-    if (strerror_r(errno, e, sizeof e) != 0) snprintf(e, sizeof e, "error %d", errno);
-    snprintf(msg, sizeof msg, "cannot read it: %s", e);
-    return key_raise(L, path, path, msg);
-  }
+  if (stat(path, &st) != 0) return key_raise_errno(L, path, errno);
   if (!S_ISREG(st.st_mode)) return key_raise(L, path, path, "is not a regular file");
   if (st.st_size > MAX_KEY_FILE_BYTES) {
     return key_raise(L, path, path, "is too large to be a key file");
@@ -656,10 +659,7 @@ static int l_keys_load(lua_State *L)
     OPENSSL_cleanse(mem, 2 * cap + 8);
     if (notreg) return key_raise(L, path, path, "is not a regular file");
     if (n > cap) return key_raise(L, path, path, "changed while it was being read");
-    char e[100];
-    if (strerror_r(err, e, sizeof e) != 0) snprintf(e, sizeof e, "error %d", err);
-    snprintf(msg, sizeof msg, "cannot read it: %s", e);
-    return key_raise(L, path, path, msg);
+    return key_raise_errno(L, path, err);
   }
   text[n] = '\0';
 
@@ -741,16 +741,17 @@ static int l_key_close(lua_State *L)
   return 0;
 }
 
-/* Pushes the lower-case hex of the first n bytes of the fingerprint. */
-static void push_fingerprint(lua_State *L, const knox_key *k, size_t n)
+/* Pushes the fingerprint: the first 8 bytes of the SHA-256 of the SPKI
+ * DER, as 16 lower-case hex digits. */
+static void push_fingerprint(lua_State *L, const knox_key *k)
 {
   static const char hex[] = "0123456789abcdef";
-  char out[2 * sizeof k->fpr];
-  for (size_t i = 0; i < n; i++) {
+  char out[16];
+  for (size_t i = 0; i < sizeof out / 2; i++) {
     out[2 * i] = hex[k->fpr[i] >> 4];
     out[2 * i + 1] = hex[k->fpr[i] & 15];
   }
-  lua_pushlstring(L, out, 2 * n);
+  lua_pushlstring(L, out, sizeof out);
 }
 
 /* __tostring: [-0, +1, m] "knox.Key: RSA-2048 <fingerprint>", or
@@ -762,16 +763,16 @@ static int l_key_tostring(lua_State *L)
     lua_pushliteral(L, "knox.Key: closed");
     return 1;
   }
-  push_fingerprint(L, k, 8);
+  push_fingerprint(L, k);
   lua_pushfstring(L, "knox.Key: RSA-%d %s", k->bits, lua_tostring(L, -1));
   return 1;
 }
 
-/* key:fingerprint(): [-0, +1, v] the first 8 bytes of the SHA-256 of the
- * SPKI DER public key, as 16 lower-case hex digits. */
+/* key:fingerprint(): [-0, +1, v] a short fingerprint of the public key:
+ * 16 hex digits of the SHA-256 of its SPKI DER. */
 static int l_key_fingerprint(lua_State *L)
 {
-  push_fingerprint(L, check_key(L), 8);
+  push_fingerprint(L, check_key(L));
   return 1;
 }
 
@@ -829,7 +830,6 @@ static int l_key_to_json(lua_State *L)
   q += b64_encode(q, mem, dercap - left, B64_STD, 1);
   memcpy(q, post, sizeof post - 1);
   q += sizeof post - 1;
-  OPENSSL_cleanse(mem, dercap);
   lua_pushlstring(L, json, (size_t)(q - json));
   OPENSSL_cleanse(mem, total);
   return 1;

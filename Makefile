@@ -54,7 +54,7 @@ check: deps
 	  $(LUA) $(BUSTED) --cpath='build-asan/?.so' $(BUSTED_ARGS)
 
 lint: deps
-	luacheck -q lua spec bench bin examples
+	luacheck -q $(wildcard lua spec bench examples) bin/knox
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	  --std=c11 --inline-suppr -I/usr/include/lua5.4 csrc
 

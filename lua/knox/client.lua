@@ -380,7 +380,7 @@ function Client:_observe_date(headers)
   if (skew == 0) ~= (self.skew == 0) or math.abs(skew - self.skew) > SKEW_THRESHOLD then
     if self.debug and skew ~= 0 then
       self.debug { type = "info", event = "clock_skew", skew = diff,
-        text = ("server clock differs from local clock by %d s; signing with server time"):format(diff) }
+        text = ("server clock differs from local clock by %.0f s; signing with server time"):format(diff) }
     end
   end
   self.skew = skew
@@ -449,6 +449,7 @@ function Client:_auth_ctx()
   local client = self
   ctx = {}
   function ctx.now() return client:now() end
+  function ctx.skew() return client.skew end
   function ctx.emit(_, event, data) client:_emit(event, data) end
   function ctx.post_json(_, route, path, tbl)
     return client:_send({

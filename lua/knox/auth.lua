@@ -102,7 +102,7 @@ function Legacy:authorize(ctx)
     for try = 1, 2 do
       local skew = ctx:skew()
       local ok, res = pcall(ctx.post_json, ctx, "auth", "/ams/v1/users/accesstoken", {
-        clientIdentifierJwt = s.key:sign_client_identifier(s.client_id, { now = math.floor(ctx:now()) }),
+        clientIdentifierJwt = s.key:sign_client_identifier(s.client_id, { now = math.floor(ctx:server_now()) }),
         base64EncodedStringPublicKey = s.public_key,
         validityForAccessTokenInMinutes = self.validity,
       })
@@ -128,11 +128,10 @@ function Legacy:authorize(ctx)
     ctx:emit("token", { scheme = "legacy", action = "issued", lifetime = life })
   end
   if not s.signed or ctx:now() >= s.signed.renew_at then
-    local t = math.floor(ctx:now())
     local life = 1800
     s.signed = {
-      jwt = s.key:sign_access_token(s.access.token, { now = t, lifetime = life }),
-      renew_at = math.min(t + renew_after(life), s.access.renew_at),
+      jwt = s.key:sign_access_token(s.access.token, { now = math.floor(ctx:server_now()), lifetime = life }),
+      renew_at = math.min(ctx:now() + renew_after(life), s.access.renew_at),
     }
     ctx:emit("token", { scheme = "legacy", action = "signed", lifetime = life })
   end

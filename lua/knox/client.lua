@@ -6,10 +6,11 @@
 --   -> renew once on an expired/invalid token, retry what is safe to retry.
 --
 -- Every time the client computes (token expiry, JWT iat/exp, backoff,
--- elapsed) comes from its own clock (`client.clock`, default knox.core.now)
--- corrected by the skew it measured from the server's Date header, and every
--- wait goes through `client.sleep`; both can be replaced, so specs never
--- really sleep and can move time.
+-- elapsed) comes from its own clock (`client.clock`, default knox.core.now),
+-- and every wait goes through `client.sleep`; both can be replaced, so specs
+-- never really sleep and can move time. JWT iat/exp are the one place where
+-- the server's absolute time matters: when the server's Date header is more
+-- than 60 s away from the clock, they are signed with the server's time.
 local core = require "knox.core"
 local errors = require "knox.errors"
 local auth = require "knox.auth"
@@ -366,9 +367,16 @@ end
 ---------------------------------------------------------------------------
 -- Time
 
---- client:now(): the current time as the server sees it (the client's clock
--- plus the measured skew, when that is over 60 s).
+--- client:now(): the client's clock. Token lifetimes are durations, so
+-- they are measured on this clock whatever its offset from the server's.
 function Client:now()
+  return self.clock()
+end
+
+--- client:server_now(): the time as the server sees it: the client's clock
+-- plus the skew measured from the server's Date header, when that is over
+-- 60 s. Absolute timestamps the server checks (JWT iat/exp) use this.
+function Client:server_now()
   return self.clock() + self.skew
 end
 
@@ -449,6 +457,7 @@ function Client:_auth_ctx()
   local client = self
   ctx = {}
   function ctx.now() return client:now() end
+  function ctx.server_now() return client:server_now() end
   function ctx.skew() return client.skew end
   function ctx.emit(_, event, data) client:_emit(event, data) end
   function ctx.post_json(_, route, path, tbl)

@@ -5,7 +5,10 @@
 --    a loopback nginx (Debian nginx-light, started here), with
 --    knox.Session:request, against the same loop in plain C on libcurl
 --    (bench/http_loop.c, compiled now), over HTTP and over HTTPS, in this
---    run. Prints time per request and the ratio Lua/C (target <= 1.10).
+--    run. The two loops alternate, ROUNDS times, so that both see the same
+--    machine load; prints wall time per request, the ratio Lua/C of the
+--    best runs and the median of the ratios of adjacent runs, and the same
+--    ratio in process CPU time (target <= 1.10).
 -- 2. session:batch of 200 requests to a server that answers after 50 ms,
 --    concurrency 1 against 10 (target: at least 8x faster at 10).
 -- Every server started here stops when this script ends (or after 10 min).
@@ -16,7 +19,7 @@ local core = require "knox.core"
 local servers = require "support.http_servers"
 
 local N = tonumber(arg[1]) or 10000
-local ROUNDS = 3
+local ROUNDS = tonumber(arg[2]) or 5
 
 local function sh(cmd)
   local p = assert(io.popen(cmd, "r"))
@@ -66,37 +69,40 @@ local ok, err = pcall(function()
     local function c_loop(n)
       local good, text = sh(("%s %s %d %s"):format(exe, url, n, ca or ""))
       assert(good, "C loop failed: " .. text)
-      local secs, bytes, conns = text:match("seconds=([%d.]+) bytes=(%d+) connects=(%d+)")
+      local secs, cpu, bytes, conns = text:match("seconds=([%d.]+) cpu=([%d.]+) bytes=(%d+) connects=(%d+)")
       assert(tonumber(bytes) == n * #doc, "C loop got the wrong bytes")
-      return tonumber(secs), tonumber(conns)
+      return tonumber(secs), tonumber(cpu), tonumber(conns)
     end
 
     local function lua_loop(n)
       local s = core.session { ca_file = ca }
       local conns, version = 0, nil
       local req = { method = "GET", url = url }
-      local t0 = core.monotime()
+      local t0, c0 = core.monotime(), os.clock()
       for _ = 1, n do
         local status, _, body, info = s:request(req)
         if status ~= 200 or #body ~= #doc then error("bad response " .. tostring(status)) end
         conns = conns + info.num_connects
         version = info.http_version
       end
-      local secs = core.monotime() - t0
+      local secs, cpu = core.monotime() - t0, os.clock() - c0
       s:close()
-      return secs, conns, version
+      return secs, cpu, conns, version
     end
 
     c_loop(500)
     lua_loop(500)
-    local cs, ls, version, cconn, lconn = {}, {}, nil, 0, 0
+    local cs, ls, ccpu, lcpu, pair, version, cconn, lconn = {}, {}, {}, {}, {}, nil, 0, 0
     for r = 1, ROUNDS do
-      cs[r], cconn = c_loop(N)
-      ls[r], lconn, version = lua_loop(N)
+      cs[r], ccpu[r], cconn = c_loop(N)
+      ls[r], lcpu[r], lconn, version = lua_loop(N)
+      pair[r] = ls[r] / cs[r]
     end
     local cbest, lbest = math.min(table.unpack(cs)), math.min(table.unpack(ls))
-    print(("  %-5s HTTP/%s  C %.1f us/req  Lua %.1f us/req  ratio best %.3f median %.3f  (connections: C %d, Lua %d)")
-      :format(scheme, version, cbest / N * 1e6, lbest / N * 1e6, lbest / cbest, median(ls) / median(cs), cconn, lconn))
+    print(("  %-5s HTTP/%s  wall: C %.1f us/req, Lua %.1f us/req, ratio best %.3f, median of pairs %.3f;"
+      .. " cpu ratio %.3f  (connections: C %d, Lua %d)")
+      :format(scheme, version, cbest / N * 1e6, lbest / N * 1e6, lbest / cbest, median(pair),
+        math.min(table.unpack(lcpu)) / math.min(table.unpack(ccpu)), cconn, lconn))
   end
 
   slow = servers.httpd(600)

@@ -519,10 +519,16 @@ static void push_safe_url(lua_State *L, const char *url)
 static void add_header(lua_State *L, int tbl, const char *name, size_t nlen,
                        const char *val, size_t vlen, int redact, const char *sep)
 {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (size_t k = 0; k < nlen; k++) luaL_addchar(&b, (char)lower((unsigned char)name[k]));
-  luaL_pushresult(&b);
+  char small[64] = {0};
+  if (nlen <= sizeof small) {
+    for (size_t k = 0; k < nlen; k++) small[k] = (char)lower((unsigned char)name[k]);
+    lua_pushlstring(L, small, nlen);
+  } else {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t k = 0; k < nlen; k++) luaL_addchar(&b, (char)lower((unsigned char)name[k]));
+    luaL_pushresult(&b);
+  }
   lua_pushvalue(L, -1);
   lua_rawget(L, tbl);
   if (redact && is_secret_name(name, nlen)) lua_pushstring(L, REDACTED);
@@ -544,8 +550,13 @@ static void push_header_block(lua_State *L, const char *p, size_t n, int skip_fi
 {
   const char *prev = NULL;
   size_t prev_len = 0;
-  int first = 1;
-  lua_newtable(L);
+  int first = 1, lines = 0;
+  for (const char *q = p; q != NULL && q < p + n; lines++) {
+    q = memchr(q, '\n', (size_t)(p + n - q));
+    if (q != NULL) q++;
+  }
+  /* sized once: growing a table rehashes it and feeds the collector */
+  lua_createtable(L, 0, lines);
   int tbl = lua_gettop(L);
   while (n > 0) {
     const char *nl = memchr(p, '\n', n);
@@ -1594,7 +1605,7 @@ static int l_batch(lua_State *L)
     int running = 0;
     mc = curl_multi_perform(S->multi, &running);
     CURLMsg *m;
-    int left;
+    int left, freed = 0;
     while ((m = curl_multi_info_read(S->multi, &left)) != NULL) {
       if (m->msg != CURLMSG_DONE) continue;
       CURL *h = m->easy_handle;
@@ -1605,9 +1616,13 @@ static int l_batch(lua_State *L)
       Transfer *t = (Transfer *)(void *)priv;
       t->in_multi = 0;
       active--;
+      freed = 1;
       finish_item(L, S, t, rc, 2, 4, 5, ev);
     }
-    if (mc == CURLM_OK && active > 0) mc = curl_multi_poll(S->multi, NULL, 0, 1000, NULL);
+    /* a freed slot is refilled at once, not after the next socket event */
+    if (mc == CURLM_OK && active > 0 && !(freed && next <= n)) {
+      mc = curl_multi_poll(S->multi, NULL, 0, 1000, NULL);
+    }
   }
   if (mc != CURLM_OK) {
     /* the multi handle broke: every unfinished item gets the error */

@@ -467,6 +467,15 @@ describe("knox.Session", function()
       end
     end)
 
+    it("refills a finished slot at once, without waiting for the others", function()
+      local reqs = { { url = srv.url("/slow?ms=400&id=1") } }
+      for i = 2, 6 do reqs[i] = { url = srv.url("/slow?ms=0&id=" .. i) } end
+      local res = S:batch(reqs, { concurrency = 2 })
+      -- the five quick requests went through the second slot while the slow one was held
+      assert.are.equal("5", res[1].headers["x-later"])
+      for i = 2, 6 do assert.are.equal("slow " .. i, res[i].body) end
+    end)
+
     it("reuses its pooled connections across batches", function()
       local reqs = {}
       for i = 1, 4 do reqs[i] = { url = srv.url("/echo?i=" .. i) } end

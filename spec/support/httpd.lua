@@ -15,7 +15,7 @@
 --   /token            a token-endpoint-like JSON body and Set-Cookie (secrets)
 --   /gzip?n=N         N bytes of text, gzip-encoded (Content-Encoding: gzip)
 --   /big?n=N[&chunked=1]  N bytes, with Content-Length or chunked
---   /slow?ms=N        answers after N ms
+--   /slow?ms=N        answers after N ms; x-later: requests received meanwhile
 --   /stall            reads the request, never answers
 --   /stall-body       sends headers and part of the body, then stalls
 --   /truncated        Content-Length 1000, sends 500 bytes, closes
@@ -221,9 +221,11 @@ local function handle(c, conn_id, req_no)
   elseif route == "/slow" then
     stats.inflight = stats.inflight + 1
     if stats.inflight > stats.peak then stats.peak = stats.inflight end
+    local arrived = stats.requests
     sleep((tonumber(q.ms) or 50) / 1000)
     stats.inflight = stats.inflight - 1
-    send(c, response(200, { { "Content-Type", "text/plain" } }, "slow " .. (q.id or "")))
+    send(c, response(200, { { "Content-Type", "text/plain" },
+      { "X-Later", tostring(stats.requests - arrived) } }, "slow " .. (q.id or "")))
   elseif route == "/stall" then
     sleep(60)
     return false

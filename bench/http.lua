@@ -46,7 +46,7 @@ local function median(t)
 end
 
 local dir = servers.tmpdir()
-local ngx, slow
+local ngx, slow, user_agent
 local ok, err = pcall(function()
   local certs = servers.make_certs(dir)
   ngx = servers.nginx { dir = dir, certs = certs, lifetime = 600 }
@@ -59,6 +59,8 @@ local ok, err = pcall(function()
   local built, out = sh(("cc -O2 -o %s bench/http_loop.c $(pkg-config --cflags --libs libcurl) 2>&1"):format(exe))
   assert(built, "could not build bench/http_loop.c: " .. out)
 
+  user_agent = ("knox-lua/%s libcurl/%s Lua 5.4"):format(core.version, core.curl_version)
+
   print(("knox transport bench: %d keep-alive GETs of %d bytes, libcurl %s, best and median of %d rounds")
     :format(N, #doc, core.curl_version, ROUNDS))
   for _, scheme in ipairs { "http", "https" } do
@@ -67,7 +69,8 @@ local ok, err = pcall(function()
     local ca = scheme == "https" and certs.ca or nil
 
     local function c_loop(n)
-      local good, text = sh(("%s %s %d %s"):format(exe, url, n, ca or ""))
+      -- the same request as the session's: same User-Agent and encodings
+      local good, text = sh(("%s %s %d %s '%s'"):format(exe, url, n, ca or "-", user_agent))
       assert(good, "C loop failed: " .. text)
       local secs, cpu, bytes, conns = text:match("seconds=([%d.]+) cpu=([%d.]+) bytes=(%d+) connects=(%d+)")
       assert(tonumber(bytes) == n * #doc, "C loop got the wrong bytes")

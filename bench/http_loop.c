@@ -4,7 +4,7 @@
  * knox.Session (same timeouts, encodings, share, callbacks that collect the
  * body and the header lines), with no Lua in the loop.
  *
- *   http_loop URL COUNT [CA_FILE]
+ *   http_loop URL COUNT [CA_FILE|- [USER_AGENT]]
  *   prints "seconds=<wall> cpu=<process cpu> bytes=<n> connects=<c>"
  *
  * Built by the bench at run time: cc -O2 http_loop.c $(pkg-config --cflags --libs libcurl)
@@ -48,7 +48,7 @@ static double now(void)
 int main(int argc, char **argv)
 {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s URL COUNT [CA_FILE]\n", argv[0]);
+    fprintf(stderr, "usage: %s URL COUNT [CA_FILE|- [USER_AGENT]]\n", argv[0]);
     return 2;
   }
   long count = strtol(argv[2], NULL, 10);
@@ -67,14 +67,14 @@ int main(int argc, char **argv)
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip, br");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "knox-bench/1 libcurl");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, argc > 4 ? argv[4] : "knox-bench/1 libcurl");
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)64 * 1024 * 1024);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, collect);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &head);
-  if (argc > 3) curl_easy_setopt(h, CURLOPT_CAINFO, argv[3]);
+  if (argc > 3 && strcmp(argv[3], "-") != 0) curl_easy_setopt(h, CURLOPT_CAINFO, argv[3]);
 
   double t0 = now();
   clock_t c0 = clock();

@@ -517,7 +517,7 @@ static void push_safe_url(lua_State *L, const char *url)
  * "[redacted]" and every other value is scanned for embedded secrets.
  */
 static void add_header(lua_State *L, int tbl, const char *name, size_t nlen,
-                       const char *val, size_t vlen, int redact, const char *sep)
+                       const char *val, size_t vlen, int redact, const char *sep, int maybe_dup)
 {
   char small[64] = {0};
   if (nlen <= sizeof small) {
@@ -528,6 +528,14 @@ static void add_header(lua_State *L, int tbl, const char *name, size_t nlen,
     luaL_buffinit(L, &b);
     for (size_t k = 0; k < nlen; k++) luaL_addchar(&b, (char)lower((unsigned char)name[k]));
     luaL_pushresult(&b);
+  }
+  if (!maybe_dup) {
+    /* the common case: a name not seen before in this block */
+    if (redact && is_secret_name(name, nlen)) lua_pushstring(L, REDACTED);
+    else if (redact) push_redacted(L, val, vlen);
+    else lua_pushlstring(L, val, vlen);
+    lua_rawset(L, tbl);
+    return;
   }
   lua_pushvalue(L, -1);
   lua_rawget(L, tbl);
@@ -550,7 +558,9 @@ static void push_header_block(lua_State *L, const char *p, size_t n, int skip_fi
 {
   const char *prev = NULL;
   size_t prev_len = 0;
-  int first = 1, lines = 0;
+  enum { MAX_SEEN = 48 };
+  Name seen[MAX_SEEN];
+  int first = 1, lines = 0, nseen = 0;
   for (const char *q = p; q != NULL && q < p + n; lines++) {
     q = memchr(q, '\n', (size_t)(p + n - q));
     if (q != NULL) q++;
@@ -574,7 +584,7 @@ static void push_header_block(lua_State *L, const char *p, size_t n, int skip_fi
     if (line[0] == ' ' || line[0] == '\t') {
       /* obsolete line folding: continues the previous header's value */
       size_t s = skip_blank(line, len, 0);
-      if (prev != NULL && s < len) add_header(L, tbl, prev, prev_len, line + s, len - s, redact, " ");
+      if (prev != NULL && s < len) add_header(L, tbl, prev, prev_len, line + s, len - s, redact, " ", 1);
       continue;
     }
     const char *colon = memchr(line, ':', len);
@@ -585,7 +595,17 @@ static void push_header_block(lua_State *L, const char *p, size_t n, int skip_fi
     while (ve > vs && (line[ve - 1] == ' ' || line[ve - 1] == '\t')) ve--;
     prev = line;
     prev_len = nlen;
-    add_header(L, tbl, line, nlen, line + vs, ve - vs, redact, ", ");
+    /* repeated names are found here in C, so that only they pay for a
+     * table look-up */
+    int dup = nseen == MAX_SEEN;
+    for (int k = 0; k < nseen && !dup; k++) {
+      dup = seen[k].len == nlen && strncasecmp(seen[k].name, line, nlen) == 0;
+    }
+    if (!dup && nseen < MAX_SEEN) {
+      seen[nseen].name = line;
+      seen[nseen++].len = nlen;
+    }
+    add_header(L, tbl, line, nlen, line + vs, ve - vs, redact, ", ", dup);
   }
 }
 
@@ -618,42 +638,92 @@ static const char *version_text(long v)
   }
 }
 
-/* [-0, +1, m] the info table of the last transfer on h. */
+/* The keys of info tables and request tables, interned once into a table
+ * that the session methods hold as their first upvalue: a raw access with
+ * a ready key string is cheaper than lua_setfield/lua_getfield, and this
+ * runs for every request and response. */
+#define INFO_KEYS(X) \
+  X(TOTAL_TIME, "total_time") X(NAMELOOKUP_TIME, "namelookup_time") \
+  X(CONNECT_TIME, "connect_time") X(TLS_TIME, "tls_time") \
+  X(STARTTRANSFER_TIME, "starttransfer_time") X(HTTP_VERSION, "http_version") \
+  X(REMOTE_IP, "remote_ip") X(REMOTE_PORT, "remote_port") X(LOCAL_PORT, "local_port") \
+  X(NUM_CONNECTS, "num_connects") X(REUSED, "reused") X(REQUEST_SIZE, "request_size") \
+  X(METHOD, "method") X(URL, "url") X(HEADERS, "headers") X(BODY, "body") X(TIMEOUT, "timeout")
+
+enum {
+#define X(id, name) K_##id,
+  INFO_KEYS(X)
+#undef X
+  K_COUNT
+};
+
+static void push_info_keys(lua_State *L)
+{
+  static const char *const names[] = {
+#define X(id, name) name,
+    INFO_KEYS(X)
+#undef X
+  };
+  lua_createtable(L, K_COUNT, 0);
+  for (int k = 0; k < K_COUNT; k++) {
+    lua_pushstring(L, names[k]);
+    lua_rawseti(L, -2, k + 1);
+  }
+}
+
+/* Sets info[key] = the value on top (popped); the info table is at -2. */
+static void set_info(lua_State *L, int key)
+{
+  lua_rawgeti(L, lua_upvalueindex(1), key + 1);
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+}
+
+static void info_seconds(lua_State *L, CURL *h, CURLINFO what, int key)
+{
+  curl_off_t us = 0;
+  if (curl_easy_getinfo(h, what, &us) != CURLE_OK) return;
+  lua_pushnumber(L, (lua_Number)us / 1e6);
+  set_info(L, key);
+}
+
+/* [-0, +1, m] the info table of the last transfer on h. Only for
+ * l_request and l_batch, which carry the keys as upvalue 1. */
 static void push_info(lua_State *L, CURL *h)
 {
   char *ip = NULL;
-  lua_createtable(L, 0, 14);
-  set_seconds(L, h, CURLINFO_TOTAL_TIME_T, "total_time");
-  set_seconds(L, h, CURLINFO_NAMELOOKUP_TIME_T, "namelookup_time");
-  set_seconds(L, h, CURLINFO_CONNECT_TIME_T, "connect_time");
-  set_seconds(L, h, CURLINFO_APPCONNECT_TIME_T, "tls_time");
-  set_seconds(L, h, CURLINFO_STARTTRANSFER_TIME_T, "starttransfer_time");
+  lua_createtable(L, 0, K_COUNT);
+  info_seconds(L, h, CURLINFO_TOTAL_TIME_T, K_TOTAL_TIME);
+  info_seconds(L, h, CURLINFO_NAMELOOKUP_TIME_T, K_NAMELOOKUP_TIME);
+  info_seconds(L, h, CURLINFO_CONNECT_TIME_T, K_CONNECT_TIME);
+  info_seconds(L, h, CURLINFO_APPCONNECT_TIME_T, K_TLS_TIME);
+  info_seconds(L, h, CURLINFO_STARTTRANSFER_TIME_T, K_STARTTRANSFER_TIME);
   const char *ver = version_text(info_long(h, CURLINFO_HTTP_VERSION, 0));
   if (ver != NULL) {
     lua_pushstring(L, ver);
-    lua_setfield(L, -2, "http_version");
+    set_info(L, K_HTTP_VERSION);
   }
   if (curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL && ip[0] != '\0') {
     lua_pushstring(L, ip);
-    lua_setfield(L, -2, "remote_ip");
+    set_info(L, K_REMOTE_IP);
   }
   long port = info_long(h, CURLINFO_PRIMARY_PORT, 0);
   if (port > 0) {
     lua_pushinteger(L, port);
-    lua_setfield(L, -2, "remote_port");
+    set_info(L, K_REMOTE_PORT);
   }
   long lport = info_long(h, CURLINFO_LOCAL_PORT, 0);
   if (lport > 0) {
     lua_pushinteger(L, lport);
-    lua_setfield(L, -2, "local_port");
+    set_info(L, K_LOCAL_PORT);
   }
   long nconn = info_long(h, CURLINFO_NUM_CONNECTS, 0);
   lua_pushinteger(L, nconn);
-  lua_setfield(L, -2, "num_connects");
+  set_info(L, K_NUM_CONNECTS);
   lua_pushboolean(L, nconn == 0);
-  lua_setfield(L, -2, "reused");
+  set_info(L, K_REUSED);
   lua_pushinteger(L, info_long(h, CURLINFO_REQUEST_SIZE, 0));
-  lua_setfield(L, -2, "request_size");
+  set_info(L, K_REQUEST_SIZE);
 }
 
 /* [-0, +4, m] status, headers, body, info of a finished transfer. */
@@ -790,7 +860,7 @@ static void request_event(lua_State *L, int ev, const Session *S, const Transfer
       const char *v = colon + 1;
       while (*v == ' ') v++;
       if (*v == '\0' && *colon == ':') continue; /* a curl header removal */
-      add_header(L, tbl, l->data, (size_t)(colon - l->data), v, strlen(v), 1, ", ");
+      add_header(L, tbl, l->data, (size_t)(colon - l->data), v, strlen(v), 1, ", ", 1);
     }
   }
   lua_setfield(L, -2, "headers");
@@ -1007,9 +1077,10 @@ static long seconds_to_ms(lua_Number s)
 /* Reads and checks the request table at idx into r; with t != NULL also
  * builds t->headers. Pushes the body string (or nil) so that it stays
  * anchored while curl points at it. Raises "bad argument" on misuse. */
-static int rawfield(lua_State *L, int idx, const char *key)
+/* Pushes the raw field `key` (a K_* key) of the table at idx. */
+static int rawfield(lua_State *L, int idx, int key)
 {
-  lua_pushstring(L, key);
+  lua_rawgeti(L, lua_upvalueindex(1), key + 1);
   return lua_rawget(L, idx);
 }
 
@@ -1020,7 +1091,7 @@ static void load_request(lua_State *L, int idx, const Session *S, Transfer *t, R
   int has_ctype = 0, has_expect = 0;
 
   r->timeout_ms = S->timeout_ms;
-  if (rawfield(L, idx, "timeout") != LUA_TNIL) {
+  if (rawfield(L, idx, K_TIMEOUT) != LUA_TNIL) {
     int isnum;
     lua_Number s = lua_tonumberx(L, -1, &isnum);
     if (!isnum || !(s > 0) || !isfinite(s)) req_error(L, argn, item, "field 'timeout' must be a positive number");
@@ -1028,7 +1099,7 @@ static void load_request(lua_State *L, int idx, const Session *S, Transfer *t, R
   }
   lua_pop(L, 1);
 
-  int ty = rawfield(L, idx, "method");
+  int ty = rawfield(L, idx, K_METHOD);
   if (ty == LUA_TNIL) {
     strcpy(r->method, "GET");
   } else {
@@ -1042,7 +1113,7 @@ static void load_request(lua_State *L, int idx, const Session *S, Transfer *t, R
   lua_pop(L, 1);
   r->head = strcmp(r->method, "HEAD") == 0;
 
-  if (rawfield(L, idx, "url") != LUA_TSTRING) req_error(L, argn, item, "field 'url' must be a string");
+  if (rawfield(L, idx, K_URL) != LUA_TSTRING) req_error(L, argn, item, "field 'url' must be a string");
   r->url = lua_tolstring(L, -1, &len);
   if (len == 0 || strlen(r->url) != len) req_error(L, argn, item, "field 'url' must be a non-empty string without NUL");
   for (size_t i = 0; i < len; i++) {
@@ -1051,7 +1122,7 @@ static void load_request(lua_State *L, int idx, const Session *S, Transfer *t, R
   }
   lua_pop(L, 1);
 
-  ty = rawfield(L, idx, "headers");
+  ty = rawfield(L, idx, K_HEADERS);
   if (ty != LUA_TNIL && ty != LUA_TTABLE) req_error(L, argn, item, "field 'headers' must be a table");
   if (t != NULL) {
     curl_slist_free_all(t->headers);
@@ -1094,7 +1165,7 @@ static void load_request(lua_State *L, int idx, const Session *S, Transfer *t, R
   }
   lua_pop(L, 1);
 
-  ty = rawfield(L, idx, "body");
+  ty = rawfield(L, idx, K_BODY);
   if (ty == LUA_TSTRING) {
     r->body = lua_tolstring(L, -1, &r->body_len);
     if (r->head) req_error(L, argn, item, "a HEAD request cannot have a body");
@@ -1183,7 +1254,9 @@ static void begin_busy(lua_State *L, Session *S)
 /* guard:__close(): [-0, +0, -] clears the busy mark. */
 static int l_guard_close(lua_State *L)
 {
-  Session **pS = luaL_checkudata(L, 1, GUARD_MT);
+  /* only ever called on the guard that begin_busy marked */
+  Session **pS = lua_touserdata(L, 1);
+  if (pS == NULL) return 0;
   if (*pS != NULL) (*pS)->busy = 0;
   return 0;
 }
@@ -1669,7 +1742,9 @@ int knox_http_open(lua_State *L)
   }
   if (luaL_newmetatable(L, SESSION_MT)) {
     luaL_setfuncs(L, meta, 0);
-    luaL_newlib(L, methods);
+    luaL_newlibtable(L, methods);
+    push_info_keys(L);
+    luaL_setfuncs(L, methods, 1);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);

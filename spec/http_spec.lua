@@ -413,6 +413,17 @@ describe("knox.Session", function()
       s:close()
     end)
 
+    it("honours http_proxy from the environment (libcurl's default)", function()
+      local code = ('package.cpath = "build/?.so;" .. package.cpath; '
+        .. 'local s = require("knox.core").session(); '
+        .. 'local _, h = s:request { url = "http://knox.example.invalid/echo" }; '
+        .. 'io.write(h["x-echo-proxied"], " ", h["x-echo-target"])')
+      local p = io.popen(("env http_proxy=%s lua5.4 -e '%s' 2>&1"):format(srv.url(""), code), "r")
+      local out = p:read("a")
+      p:close()
+      assert.are.equal("1 http://knox.example.invalid/echo", out)
+    end)
+
     it("bypasses the proxy for noproxy hosts", function()
       local s = core.session { proxy = "http://127.0.0.1:" .. servers.free_port(), noproxy = "127.0.0.1" }
       local status, h = s:request { url = srv.url("/echo") }
@@ -639,6 +650,27 @@ describe("knox.Session", function()
       assert.are.equal(200, status)
       assert.are.equal("again", b)
       s:close()
+    end)
+
+    it("lets the hook use the session again, and close it", function()
+      local s
+      local nested
+      s = core.session { debug = function(e)
+        if e.type == "response" and not nested then
+          nested = { s:request { method = "POST", url = srv.url("/echo"), body = "inner" } }
+        end
+      end }
+      local status, _, b = s:request { method = "POST", url = srv.url("/echo"), body = "outer" }
+      assert.are.equal(200, status)
+      assert.are.equal("outer", b)
+      assert.are.equal(200, nested[1])
+      assert.are.equal("inner", nested[3])
+      local closer
+      closer = core.session { debug = function(e) if e.type == "response" then closer:close() end end }
+      local res = closer:batch { { url = srv.url("/echo?i=1") }, { url = srv.url("/echo?i=2") } }
+      assert.are.equal(200, res[1].status)
+      assert.are.equal(200, res[2].status)
+      assert.are.equal("closed", helpers.raises(closer.request, closer, { url = srv.url("/") }).kind)
     end)
 
     it("tags batch events with the input index", function()

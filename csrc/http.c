@@ -235,7 +235,6 @@ CURLcode knox_http_apply_session(const Session *S, Transfer *t)
   SETOPT(h, CURLOPT_PROXY_SSL_VERIFYHOST, verify * 2);
   SETOPT(h, CURLOPT_USERAGENT, S->user_agent);
   if (S->http_version != 0) SETOPT(h, CURLOPT_HTTP_VERSION, S->http_version);
-  SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, S->max_response);
   if (S->accept_encoding != NULL) SETOPT(h, CURLOPT_ACCEPT_ENCODING, S->accept_encoding);
   SETOPT(h, CURLOPT_TCP_KEEPALIVE, 1L);
   SETOPT(h, CURLOPT_TCP_KEEPIDLE, 60L);
@@ -275,6 +274,9 @@ CURLcode knox_http_apply_request(Transfer *t, const Req *r)
            (r->head || strcmp(r->method, "GET") == 0) ? (const char *)NULL : r->method);
   }
   SETOPT(h, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+  /* curl checks a declared length against the limit even for HEAD, which
+   * has no body; the write callback still bounds whatever does arrive */
+  SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, r->head ? (curl_off_t)0 : t->max_body);
   return CURLE_OK;
 }
 

@@ -374,6 +374,12 @@ describe("knox.Session", function()
       status, _, b = s:request { url = srv.url("/big?n=100000") }
       assert.are.equal(200, status)
       assert.are.equal(100000, #b)
+      -- a HEAD response declares a length but carries no body
+      local h
+      status, h, b = s:request { method = "HEAD", url = srv.url("/big?n=300000") }
+      assert.are.equal(200, status)
+      assert.are.equal("300000", h["content-length"])
+      assert.are.equal("", b)
       s:close()
     end)
 

@@ -120,12 +120,13 @@ local function date()
   return os.date("!%a, %d %b %Y %H:%M:%S GMT")
 end
 
-local function response(status, headers, body)
+-- head: the request being answered is a HEAD, so no body follows
+local function response(status, headers, body, head)
   local lines = { ("HTTP/1.1 %d X\r\nDate: %s\r\n"):format(status, date()) }
   for _, h in ipairs(headers) do lines[#lines + 1] = h[1] .. ": " .. h[2] .. "\r\n" end
   if body then lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n" end
   lines[#lines + 1] = "\r\n"
-  return table.concat(lines) .. (body or "")
+  return table.concat(lines) .. (head and "" or body or "")
 end
 
 local function reset(c)
@@ -161,6 +162,7 @@ local function handle(c, conn_id, req_no)
     if not body then return false end
   end
   stats.requests = stats.requests + 1
+  local function reply(status, hdrs, text) return response(status, hdrs, text, method == "HEAD") end
   local proxied = target:match("^https?://") ~= nil
   local path = proxied and (target:match("^https?://[^/]+(/.*)$") or "/") or target
   local route = path:match("^[^?]*")
@@ -177,10 +179,10 @@ local function handle(c, conn_id, req_no)
     for _, name in ipairs(order) do
       out[#out + 1] = { "X-Echo-H-" .. name, headers[name] }
     end
-    send(c, response(200, out, body))
+    send(c, reply(200, out, body))
   elseif route == "/status" then
     local code = tonumber(q.code) or 200
-    send(c, response(code, { { "Content-Type", "text/plain" } }, "status " .. code))
+    send(c, reply(code, { { "Content-Type", "text/plain" } }, "status " .. code))
   elseif route == "/headers" then
     send(c, "HTTP/1.1 200 OK\r\nDate: " .. date() .. "\r\n" ..
       "X-Multi: a\r\nx-multi: b\r\nX-MULTI: c\r\n" ..
@@ -192,11 +194,11 @@ local function handle(c, conn_id, req_no)
     local json = '{"access_token":"SRV-SECRET-AT","refresh_token":"SRV-SECRET-RT",'
       .. '"accessToken":"SRV-SECRET-AT2","token_type":"Bearer","expires_in":3600,'
       .. '"nested":{"Private":"SRV-SECRET-PRIV"}}'
-    send(c, response(200, { { "Content-Type", "application/json" },
+    send(c, reply(200, { { "Content-Type", "application/json" },
       { "Set-Cookie", "session=SRV-SECRET-COOKIE; HttpOnly" } }, json))
   elseif route == "/gzip" then
     local gz = gzip_of(tonumber(q.n) or 10000)
-    send(c, response(200, { { "Content-Encoding", "gzip" }, { "Content-Type", "text/plain" } }, gz))
+    send(c, reply(200, { { "Content-Encoding", "gzip" }, { "Content-Type", "text/plain" } }, gz))
   elseif route == "/big" then
     local n = tonumber(q.n) or 1000
     local chunk = string.rep("x", 65536)
@@ -211,7 +213,7 @@ local function handle(c, conn_id, req_no)
       send(c, "0\r\n\r\n")
     else
       send(c, "HTTP/1.1 200 OK\r\nDate: " .. date() .. "\r\nContent-Length: " .. n .. "\r\n\r\n")
-      local left = n
+      local left = method == "HEAD" and 0 or n
       while left > 0 do
         local k = math.min(left, #chunk)
         if not send(c, chunk:sub(1, k)) then return false end
@@ -224,7 +226,7 @@ local function handle(c, conn_id, req_no)
     local arrived = stats.requests
     sleep((tonumber(q.ms) or 50) / 1000)
     stats.inflight = stats.inflight - 1
-    send(c, response(200, { { "Content-Type", "text/plain" },
+    send(c, reply(200, { { "Content-Type", "text/plain" },
       { "X-Later", tostring(stats.requests - arrived) } }, "slow " .. (q.id or "")))
   elseif route == "/stall" then
     sleep(60)
@@ -247,9 +249,9 @@ local function handle(c, conn_id, req_no)
     local text = ("connections=%d requests=%d inflight_peak=%d"):format(
       stats.connections, stats.requests, stats.peak)
     if q.reset == "1" then stats.peak = 0 end
-    send(c, response(200, { { "Content-Type", "text/plain" } }, text))
+    send(c, reply(200, { { "Content-Type", "text/plain" } }, text))
   else
-    send(c, response(404, { { "Content-Type", "text/plain" } }, "not found"))
+    send(c, reply(404, { { "Content-Type", "text/plain" } }, "not found"))
   end
   return keep
 end

@@ -551,7 +551,8 @@ static const char *opt_string(lua_State *L, const char *key)
   return s;
 }
 
-static lua_Number opt_number(lua_State *L, const char *key, lua_Number def, lua_Number min, int allow_min)
+/* A positive finite number option, or def when absent. */
+static lua_Number opt_number(lua_State *L, const char *key, lua_Number def)
 {
   int isnum;
   if (lua_getfield(L, 1, key) == LUA_TNIL) {
@@ -559,9 +560,8 @@ static lua_Number opt_number(lua_State *L, const char *key, lua_Number def, lua_
     return def;
   }
   lua_Number v = lua_tonumberx(L, -1, &isnum);
-  if (!isnum || !isfinite(v) || v < min || (!allow_min && v == min)) {
-    luaL_argerror(L, 1, lua_pushfstring(L, "option '%s' must be a number %s %f", key,
-                                        allow_min ? ">=" : ">", (double)min));
+  if (!isnum || !isfinite(v) || !(v > 0)) {
+    luaL_argerror(L, 1, lua_pushfstring(L, "option '%s' must be a positive number", key));
   }
   lua_pop(L, 1);
   return v;
@@ -590,17 +590,17 @@ static void read_options(lua_State *L, Session *S)
     lua_pop(L, 1);
   }
 
-  S->timeout_ms = seconds_to_ms(opt_number(L, "timeout", DEFAULT_TIMEOUT_MS / 1000.0, 0, 0));
+  S->timeout_ms = seconds_to_ms(opt_number(L, "timeout", DEFAULT_TIMEOUT_MS / 1000.0));
   S->connect_timeout_ms =
-    seconds_to_ms(opt_number(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS / 1000.0, 0, 0));
-  lua_Number lsl = opt_number(L, "low_speed_limit", -1, 0, 0);
-  lua_Number lst = opt_number(L, "low_speed_time", -1, 0, 0);
+    seconds_to_ms(opt_number(L, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS / 1000.0));
+  lua_Number lsl = opt_number(L, "low_speed_limit", -1);
+  lua_Number lst = opt_number(L, "low_speed_time", -1);
   if (lsl > 0 || lst > 0) {
     /* either one enables the check; the other gets a sensible default */
     S->low_speed_limit = lsl > 0 ? (long)fmin(lsl, (lua_Number)LONG_MAX / 2) : 1L;
     S->low_speed_time = lst > 0 ? (long)ceil(fmin(lst, 86400.0)) : 30L;
   }
-  lua_Number max = opt_number(L, "max_response_bytes", (lua_Number)DEFAULT_MAX_RESPONSE, 0, 0);
+  lua_Number max = opt_number(L, "max_response_bytes", (lua_Number)DEFAULT_MAX_RESPONSE);
   S->max_response = max >= 9.0e15 ? (curl_off_t)9000000000000000LL : (curl_off_t)max;
 
   int ty = lua_getfield(L, 1, "verify");
@@ -629,13 +629,11 @@ static void read_options(lua_State *L, Session *S)
     lua_pop(L, 1);
   }
 
+  /* false: no Accept-Encoding, bodies come back as sent */
   ty = lua_getfield(L, 1, "accept_encoding");
+  int enc_off = ty == LUA_TBOOLEAN && !lua_toboolean(L, -1);
   lua_pop(L, 1);
-  if (ty == LUA_TBOOLEAN) {
-    lua_getfield(L, 1, "accept_encoding");
-    if (lua_toboolean(L, -1)) luaL_argerror(L, 1, "option 'accept_encoding' must be a string or false");
-    lua_pop(L, 1);
-  } else {
+  if (!enc_off) {
     const char *enc = opt_string(L, "accept_encoding");
     if (enc == NULL) {
       enc = (curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_BROTLI) ? "gzip, br" : "gzip";

@@ -221,13 +221,15 @@ CURLcode knox_http_apply_session(const Session *S, Transfer *t)
   SETOPT(h, CURLOPT_LOW_SPEED_TIME, S->low_speed_time);
   if (S->proxy != NULL) SETOPT(h, CURLOPT_PROXY, S->proxy);
   if (S->noproxy != NULL) SETOPT(h, CURLOPT_NOPROXY, S->noproxy);
-  if (S->ca_file != NULL) {
+  if (S->ca_file != NULL || S->ca_path != NULL) {
+    /* A CA the caller names replaces libcurl's built-in bundle and
+     * directory instead of joining them (NULL clears the other one), so
+     * ca_file = "private-ca.pem" trusts that CA only. A proxy may also be
+     * verified with it, on top of the defaults. */
     SETOPT(h, CURLOPT_CAINFO, S->ca_file);
-    SETOPT(h, CURLOPT_PROXY_CAINFO, S->ca_file);
-  }
-  if (S->ca_path != NULL) {
     SETOPT(h, CURLOPT_CAPATH, S->ca_path);
-    SETOPT(h, CURLOPT_PROXY_CAPATH, S->ca_path);
+    if (S->ca_file != NULL) SETOPT(h, CURLOPT_PROXY_CAINFO, S->ca_file);
+    if (S->ca_path != NULL) SETOPT(h, CURLOPT_PROXY_CAPATH, S->ca_path);
   }
   SETOPT(h, CURLOPT_SSL_VERIFYPEER, verify);
   SETOPT(h, CURLOPT_SSL_VERIFYHOST, verify * 2);

@@ -1,0 +1,292 @@
+/*
+ * http_text.c — raw HTTP text to Lua values, safely: response and request
+ * header blocks to tables, and the redaction that keeps secrets out of
+ * debug events and error urls.
+ */
+#include "http_internal.h"
+
+#include <strings.h>
+
+/* ---------------------------------------------------------------------
+ * Redaction: secrets never reach the debug hook or an error's url.
+ * Names are matched case-insensitively as whole words, then the value that
+ * follows ':' or '=' is replaced: a JSON key's value (string, number,
+ * object), a header's value to the end of the line, a form or query
+ * field's value to the next separator.
+ */
+typedef struct {
+  const char *name;
+  size_t len;
+} Name;
+
+#define N(s) {s, sizeof(s) - 1}
+static const Name secret_names[] = {
+  N("x-knox-apitoken"), N("authorization"), N("proxy-authorization"),
+  N("cookie"), N("set-cookie"), N("client_secret"), N("clientIdentifierJwt"),
+  N("accessToken"), N("access_token"), N("refresh_token"), N("Private"),
+  N("id_token"), N("password"), N("client_assertion"), N("token"),
+};
+#undef N
+#define NSECRETS (sizeof secret_names / sizeof secret_names[0])
+
+static const char REDACTED[] = "[redacted]";
+
+static int is_word(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '-';
+}
+
+static unsigned char lower(unsigned char c)
+{
+  return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* The length of the secret name starting at s, or 0. */
+static size_t match_secret(const char *s, size_t n)
+{
+  unsigned char c = lower((unsigned char)s[0]);
+  for (size_t k = 0; k < NSECRETS; k++) {
+    size_t len = secret_names[k].len;
+    if (lower((unsigned char)secret_names[k].name[0]) != c || len > n) continue;
+    if (strncasecmp(s, secret_names[k].name, len) == 0 &&
+        (len == n || !is_word((unsigned char)s[len]))) {
+      return len;
+    }
+  }
+  return 0;
+}
+
+static int is_secret_name(const char *s, size_t n)
+{
+  return n > 0 && match_secret(s, n) == n;
+}
+
+static size_t skip_blank(const char *s, size_t n, size_t i)
+{
+  while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+  return i;
+}
+
+/* The index after a quoted string opened by a quote token of length q at
+ * s[i] ('"', or '\"' inside an escaped JSON document), or n. */
+static size_t quoted_end(const char *s, size_t n, size_t i, size_t q)
+{
+  for (i += q; i < n; i++) {
+    if (q == 1) {
+      if (s[i] == '\\') i++;
+      else if (s[i] == '"') return i + 1;
+    } else if (s[i] == '\\' && i + 1 < n) {
+      if (s[i + 1] == '"') return i + 2;
+      i++;
+    }
+  }
+  return n;
+}
+
+/* The index after a JSON object or array starting at s[i], or n. */
+static size_t balanced_end(const char *s, size_t n, size_t i)
+{
+  int depth = 0;
+  while (i < n) {
+    char c = s[i];
+    if (c == '"') {
+      i = quoted_end(s, n, i, 1);
+      continue;
+    }
+    if (c == '{' || c == '[') depth++;
+    else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+    i++;
+  }
+  return n;
+}
+
+enum { V_JSON, V_FORM, V_HEADER };
+
+static size_t scalar_end(const char *s, size_t n, size_t i, int kind)
+{
+  for (; i < n; i++) {
+    char c = s[i];
+    if (c == '\r' || c == '\n') break;
+    if (kind == V_JSON && (c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t')) break;
+    if (kind == V_FORM && strchr("&;#,\"' \t]<>", c) != NULL) break;
+  }
+  return i;
+}
+
+/* Appends s[0..n) to b with every secret value replaced. */
+static void redact_add(luaL_Buffer *b, const char *s, size_t n)
+{
+  size_t i = 0, from = 0;
+  while (i < n) {
+    size_t m;
+    if ((i > 0 && is_word((unsigned char)s[i - 1])) || (m = match_secret(s + i, n - i)) == 0) {
+      i++;
+      continue;
+    }
+    /* a quoted key: "name" or \"name\" */
+    size_t q = 0, j = i + m;
+    if (i >= 1 && s[i - 1] == '"') {
+      size_t open = (i >= 2 && s[i - 2] == '\\') ? 2 : 1;
+      if (open == 1 && j < n && s[j] == '"') q = 1;
+      else if (open == 2 && j + 1 < n && s[j] == '\\' && s[j + 1] == '"') q = 2;
+      j += q;
+    }
+    j = skip_blank(s, n, j);
+    if (j >= n || (s[j] != ':' && s[j] != '=')) {
+      i += m;
+      continue;
+    }
+    int kind = q ? V_JSON : (s[j] == '=' ? V_FORM : V_HEADER);
+    j = skip_blank(s, n, j + 1);
+    size_t vq = 0, end;
+    if (j < n && s[j] == '"') vq = 1;
+    else if (j + 1 < n && s[j] == '\\' && s[j + 1] == '"') vq = 2;
+    if (vq) end = quoted_end(s, n, j, vq);
+    else if (kind == V_JSON && j < n && (s[j] == '{' || s[j] == '[')) end = balanced_end(s, n, j);
+    else end = scalar_end(s, n, j, kind);
+    luaL_addlstring(b, s + from, j - from);
+    if (vq) {
+      luaL_addlstring(b, s + j, vq);
+      luaL_addstring(b, REDACTED);
+      if (end >= j + 2 * vq && end <= n) luaL_addlstring(b, s + end - vq, vq);
+    } else {
+      luaL_addstring(b, REDACTED);
+    }
+    from = i = end;
+  }
+  luaL_addlstring(b, s + from, n - from);
+}
+
+void knox_http_push_redacted(lua_State *L, const char *s, size_t n)
+{
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  redact_add(&b, s, n);
+  luaL_pushresult(&b);
+}
+
+/* Pushes url without userinfo and with secret query values redacted. */
+void knox_http_push_safe_url(lua_State *L, const char *url)
+{
+  luaL_Buffer b;
+  size_t n = strlen(url);
+  const char *p = strstr(url, "://");
+  luaL_buffinit(L, &b);
+  if (p != NULL) {
+    const char *host = p + 3;
+    size_t auth_len = strcspn(host, "/?#");
+    const char *at = NULL;
+    for (size_t k = 0; k < auth_len; k++) {
+      if (host[k] == '@') at = host + k;
+    }
+    luaL_addlstring(&b, url, (size_t)(host - url));
+    if (at != NULL) {
+      url = at + 1;
+    } else {
+      url = host;
+    }
+    n = strlen(url);
+  }
+  redact_add(&b, url, n);
+  luaL_pushresult(&b);
+}
+
+/* ---------------------------------------------------------------------
+ * Headers: raw lines -> a Lua table with lower-case names, repeated names
+ * joined with ", ". With redact set, secret header values become
+ * "[redacted]" and every other value is scanned for embedded secrets.
+ */
+void knox_http_add_header(lua_State *L, int tbl, const char *name, size_t nlen,
+                       const char *val, size_t vlen, int redact, const char *sep, int maybe_dup)
+{
+  char small[64] = {0};
+  if (nlen <= sizeof small) {
+    for (size_t k = 0; k < nlen; k++) small[k] = (char)lower((unsigned char)name[k]);
+    lua_pushlstring(L, small, nlen);
+  } else {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t k = 0; k < nlen; k++) luaL_addchar(&b, (char)lower((unsigned char)name[k]));
+    luaL_pushresult(&b);
+  }
+  if (!maybe_dup) {
+    /* the common case: a name not seen before in this block */
+    if (redact && is_secret_name(name, nlen)) lua_pushstring(L, REDACTED);
+    else if (redact) knox_http_push_redacted(L, val, vlen);
+    else lua_pushlstring(L, val, vlen);
+    lua_rawset(L, tbl);
+    return;
+  }
+  lua_pushvalue(L, -1);
+  lua_rawget(L, tbl);
+  if (redact && is_secret_name(name, nlen)) lua_pushstring(L, REDACTED);
+  else if (redact) knox_http_push_redacted(L, val, vlen);
+  else lua_pushlstring(L, val, vlen);
+  if (lua_isnil(L, -2)) {
+    lua_remove(L, -2);
+  } else {
+    lua_pushstring(L, sep);
+    lua_insert(L, -2);
+    lua_concat(L, 3);
+  }
+  lua_rawset(L, tbl);
+}
+
+/* [-0, +1, m] the header table of a block of lines; skip_first drops a
+ * status or request line. */
+void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip_first, int redact)
+{
+  const char *prev = NULL;
+  size_t prev_len = 0;
+  enum { MAX_SEEN = 48 };
+  Name seen[MAX_SEEN];
+  int first = 1, lines = 0, nseen = 0;
+  for (const char *q = p; q != NULL && q < p + n; lines++) {
+    q = memchr(q, '\n', (size_t)(p + n - q));
+    if (q != NULL) q++;
+  }
+  /* sized once: growing a table rehashes it and feeds the collector */
+  lua_createtable(L, 0, lines);
+  int tbl = lua_gettop(L);
+  while (n > 0) {
+    const char *nl = memchr(p, '\n', n);
+    size_t len = nl != NULL ? (size_t)(nl - p) : n;
+    size_t adv = nl != NULL ? len + 1 : n;
+    const char *line = p;
+    p += adv;
+    n -= adv;
+    if (len > 0 && line[len - 1] == '\r') len--;
+    if (first) {
+      first = 0;
+      if (skip_first) continue;
+    }
+    if (len == 0) continue;
+    if (line[0] == ' ' || line[0] == '\t') {
+      /* obsolete line folding: continues the previous header's value */
+      size_t s = skip_blank(line, len, 0);
+      if (prev != NULL && s < len) knox_http_add_header(L, tbl, prev, prev_len, line + s, len - s, redact, " ", 1);
+      continue;
+    }
+    const char *colon = memchr(line, ':', len);
+    if (colon == NULL || colon == line) continue;
+    size_t nlen = (size_t)(colon - line);
+    size_t vs = skip_blank(line, len, nlen + 1);
+    size_t ve = len;
+    while (ve > vs && (line[ve - 1] == ' ' || line[ve - 1] == '\t')) ve--;
+    prev = line;
+    prev_len = nlen;
+    /* repeated names are found here in C, so that only they pay for a
+     * table look-up */
+    int dup = nseen == MAX_SEEN;
+    for (int k = 0; k < nseen && !dup; k++) {
+      dup = seen[k].len == nlen && strncasecmp(seen[k].name, line, nlen) == 0;
+    }
+    if (!dup && nseen < MAX_SEEN) {
+      seen[nseen].name = line;
+      seen[nseen++].len = nlen;
+    }
+    knox_http_add_header(L, tbl, line, nlen, line + vs, ve - vs, redact, ", ", dup);
+  }
+}
+

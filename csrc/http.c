@@ -49,6 +49,34 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
   return n;
 }
 
+/* The request body of a request that must not be replayed is handed to
+ * curl through this callback instead of CURLOPT_POSTFIELDS, so that curl
+ * has to rewind it to send it again. */
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
+{
+  Transfer *t = ud;
+  size_t n = size * nitems;
+  if (n > t->upload_left) n = t->upload_left;
+  memcpy(buf, t->upload, n);
+  t->upload += n;
+  t->upload_left -= n;
+  return n;
+}
+
+/* ... and the rewind always fails. libcurl silently sends a request again
+ * on a fresh connection when a reused one dies before any response byte
+ * arrives ("Connection died, retrying a fresh connect"), whatever the
+ * method; the server may have acted on the first copy. For a write that
+ * would be a retry behind the caller's back, so here it ends the transfer
+ * with CURLE_SEND_FAIL_REWIND, an ambiguous failure the retry policy sees. */
+static int seek_refuse_cb(void *ud, curl_off_t offset, int origin)
+{
+  (void)ud;
+  (void)offset;
+  (void)origin;
+  return CURL_SEEKFUNC_CANTSEEK;
+}
+
 static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
   Transfer *t = ud;
@@ -98,7 +126,8 @@ const char *knox_http_version_text(long v)
   X(STARTTRANSFER_TIME, "starttransfer_time") X(HTTP_VERSION, "http_version") \
   X(REMOTE_IP, "remote_ip") X(REMOTE_PORT, "remote_port") X(LOCAL_PORT, "local_port") \
   X(NUM_CONNECTS, "num_connects") X(REUSED, "reused") X(REQUEST_SIZE, "request_size") \
-  X(METHOD, "method") X(URL, "url") X(HEADERS, "headers") X(BODY, "body") X(TIMEOUT, "timeout")
+  X(METHOD, "method") X(URL, "url") X(HEADERS, "headers") X(BODY, "body") X(TIMEOUT, "timeout") \
+  X(REPLAYABLE, "replayable")
 
 enum {
 #define X(id, name) K_##id,
@@ -264,10 +293,23 @@ CURLcode knox_http_apply_request(Transfer *t, const Req *r)
   t->errbuf[0] = '\0';
   SETOPT(h, CURLOPT_URL, r->url);
   SETOPT(h, CURLOPT_HTTPHEADER, t->headers);
-  if (r->body != NULL) {
+  if (r->body != NULL && !r->replayable) {
+    t->upload = r->body;
+    t->upload_left = r->body_len;
+    SETOPT(h, CURLOPT_NOBODY, 0L);
+    SETOPT(h, CURLOPT_POST, 1L);
+    SETOPT(h, CURLOPT_POSTFIELDS, (const char *)NULL);
+    SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    SETOPT(h, CURLOPT_READFUNCTION, read_cb);
+    SETOPT(h, CURLOPT_READDATA, (void *)t);
+    SETOPT(h, CURLOPT_SEEKFUNCTION, seek_refuse_cb);
+    SETOPT(h, CURLOPT_SEEKDATA, (void *)t);
+    SETOPT(h, CURLOPT_CUSTOMREQUEST, strcmp(r->method, "POST") == 0 ? (const char *)NULL : r->method);
+  } else if (r->body != NULL) {
     SETOPT(h, CURLOPT_NOBODY, 0L);
     SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     SETOPT(h, CURLOPT_POSTFIELDS, r->body);
+    SETOPT(h, CURLOPT_SEEKFUNCTION, (curl_seek_callback)NULL);
     SETOPT(h, CURLOPT_CUSTOMREQUEST, strcmp(r->method, "POST") == 0 ? (const char *)NULL : r->method);
   } else {
     SETOPT(h, CURLOPT_HTTPGET, 1L);
@@ -275,6 +317,11 @@ CURLcode knox_http_apply_request(Transfer *t, const Req *r)
     SETOPT(h, CURLOPT_CUSTOMREQUEST,
            (r->head || strcmp(r->method, "GET") == 0) ? (const char *)NULL : r->method);
   }
+  /* curl rewinds (and so can refuse to resend, see seek_refuse_cb) only a
+   * body it has sent bytes of: a write with no body bytes that must not be
+   * replayed gets a connection of its own instead, so there is no dead
+   * reused connection for curl to retry from */
+  SETOPT(h, CURLOPT_FRESH_CONNECT, (!r->replayable && r->body_len == 0) ? 1L : 0L);
   SETOPT(h, CURLOPT_TIMEOUT_MS, r->timeout_ms);
   /* curl checks a declared length against the limit even for HEAD, which
    * has no body; the write callback still bounds whatever does arrive */
@@ -403,6 +450,18 @@ void knox_http_load_request(lua_State *L, int idx, const Session *S, Transfer *t
       }
       lua_settop(L, h + 1);
     }
+  }
+  lua_pop(L, 1);
+
+  /* replayable: may libcurl send the request again by itself when a reused
+   * connection turns out dead? Default: only for GET, HEAD and OPTIONS. */
+  ty = rawfield(L, idx, K_REPLAYABLE);
+  if (ty == LUA_TNIL) {
+    r->replayable = r->head || strcmp(r->method, "GET") == 0 || strcmp(r->method, "OPTIONS") == 0;
+  } else if (ty == LUA_TBOOLEAN) {
+    r->replayable = lua_toboolean(L, -1);
+  } else {
+    knox_http_req_error(L, argn, item, "field 'replayable' must be a boolean");
   }
   lua_pop(L, 1);
 

@@ -178,6 +178,12 @@ void knox_http_push_transport_error(lua_State *L, const Session *S, const Transf
     name = "OUT_OF_MEMORY";
     flags = 0;
     lua_pushliteral(L, "out of memory while receiving the response");
+  } else if (rc == CURLE_SEND_FAIL_REWIND) {
+    /* the only rewind we refuse is libcurl's own resend of a write on a
+     * fresh connection after a reused one died (http.c, seek_refuse_cb) */
+    name = "CONNECTION_DIED";
+    lua_pushliteral(L, "the connection closed before any response; the request was not sent again "
+                       "because the server may have acted on it");
   } else if (t != NULL && t->errbuf[0] != '\0') {
     size_t len = strnlen(t->errbuf, sizeof t->errbuf);
     while (len > 0 && (t->errbuf[len - 1] == '\n' || t->errbuf[len - 1] == '\r')) len--;

@@ -93,6 +93,8 @@ typedef struct {
   int dbg_dropped;
   int in_multi;
   lua_Integer index;          /* batch: 1-based input position, 0 when idle */
+  const char *upload;         /* request body not yet handed to read_cb */
+  size_t upload_left;
   char errbuf[CURL_ERROR_SIZE];
 } Transfer;
 
@@ -119,6 +121,7 @@ typedef struct {
   size_t body_len;
   long timeout_ms;
   int head;
+  int replayable;             /* curl may resend it on its own */
 } Req;
 
 /* ---------------------------------------------------------------------

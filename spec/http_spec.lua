@@ -352,6 +352,33 @@ describe("knox.Session", function()
       check_transport(err, "RECV_ERROR", 56, true, true)
     end)
 
+    it("never lets libcurl resend a write whose reused connection died", function()
+      local function resets()
+        local _, _, body = S:request { url = srv.url("/stats") }
+        return tonumber(body:match "resets=(%d+)")
+      end
+      local before = resets()
+      -- the /stats request above left a connection to reuse
+      local err = helpers.raises(S.request, S, { method = "POST", url = srv.url("/reset-now"), body = "{}" })
+      check_transport(err, "CONNECTION_DIED", 65, true, true)
+      assert.are.equal(before + 1, resets(), "the server saw the POST once")
+      -- a bodyless DELETE goes on a fresh connection, so there is nothing
+      -- for libcurl to resend from
+      before = resets()
+      err = helpers.raises(S.request, S, { method = "DELETE", url = srv.url("/reset-now") })
+      assert.are.equal("transport", err.kind)
+      assert.is_true(err.cause.ambiguous)
+      assert.are.equal(before + 1, resets())
+      -- a GET, or a write the caller marks replayable, may be resent by libcurl
+      before = resets()
+      helpers.raises(S.request, S, { method = "GET", url = srv.url("/reset-now") })
+      assert.are.equal(before + 2, resets())
+      before = resets()
+      helpers.raises(S.request, S, { method = "PUT", url = srv.url("/reset-now"), body = "x", replayable = true })
+      assert.are.equal(before + 2, resets())
+      assert.has_error(function() S:request { url = srv.url("/stats"), replayable = 1 } end)
+    end)
+
     it("never returns a body that ended before its Content-Length", function()
       local err = helpers.raises(S.request, S, { url = srv.url("/truncated") })
       check_transport(err, "PARTIAL_FILE", 18, true, true)

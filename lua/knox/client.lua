@@ -517,6 +517,9 @@ function Client:_send(req)
 
     local ok, status, rheaders, rbody, info = pcall(session.request, session, {
       method = req.method, url = url, headers = headers, body = req.body, timeout = req.timeout,
+      -- a write the caller calls idempotent may also be resent by libcurl
+      -- itself on a dead kept-alive connection; other writes never are
+      replayable = req.idempotent or nil,
     })
     local err
     if not ok then
@@ -678,7 +681,7 @@ function Client:batch(requests, opts)
       end
       state[i].attempt = state[i].attempt + 1
       list[n] = headers and { method = req.method, url = self:_url(req.route, req.path), headers = headers,
-        body = req.body, timeout = req.timeout } or false
+        body = req.body, timeout = req.timeout, replayable = req.idempotent or nil } or false
     end
 
     local sendable, map = {}, {}

@@ -33,7 +33,7 @@ local _, port = server:getsockname()
 io.stdout:write("PORT ", port, "\n")
 io.stdout:flush()
 
-local stats = { connections = 0, requests = 0, inflight = 0, peak = 0 }
+local stats = { connections = 0, requests = 0, inflight = 0, peak = 0, resets = 0 }
 
 -- Tasks: coroutines waiting for a socket to be readable/writable or a time.
 local tasks = {}
@@ -243,11 +243,16 @@ local function handle(c, conn_id, req_no)
     sleep(0.05)
     reset(c)
     return false, "reset"
+  elseif route == "/reset-now" then
+    -- the request was read; the connection dies before any response byte
+    stats.resets = stats.resets + 1
+    reset(c)
+    return false, "reset"
   elseif route == "/empty" then
     return false
   elseif route == "/stats" then
-    local text = ("connections=%d requests=%d inflight_peak=%d"):format(
-      stats.connections, stats.requests, stats.peak)
+    local text = ("connections=%d requests=%d inflight_peak=%d resets=%d"):format(
+      stats.connections, stats.requests, stats.peak, stats.resets)
     if q.reset == "1" then stats.peak = 0 end
     send(c, reply(200, { { "Content-Type", "text/plain" } }, text))
   else

@@ -135,6 +135,8 @@ end
 -- segment) and escapes whatever else in the path is not allowed there,
 -- leaving "/" and valid %XX escapes alone.
 local function expand_path(path, params)
+  -- most paths need nothing done
+  if not path:find("[^%w%-%._~!$&'()*+,;=:@/]") then return path end
   path = path:gsub("{([%w_]+)}", function(name)
     local v = params and params[name]
     if v == nil then usage("path parameter '" .. name .. "' is missing", 5) end
@@ -315,6 +317,7 @@ function M.new(opts)
   self.skew = 0
   self.debug = opts.debug
   self.hooks = {}
+  self._routes, self._nroutes = {}, 0
   self.concurrency = opts.concurrency or 8
 
   local sopts = {}
@@ -381,8 +384,17 @@ function Client:server_now()
 end
 
 function Client:_observe_date(headers)
-  local server = parse_http_date(headers and headers.date)
-  if not server then return end
+  local date = headers and headers.date
+  if date == nil then return end
+  -- Date changes once a second: parse each distinct value once
+  local server
+  if date == self._date then
+    server = self._date_value
+  else
+    server = parse_http_date(date)
+    if not server then return end
+    self._date, self._date_value = date, server
+  end
   local diff = server - self.clock()
   local skew = math.abs(diff) > SKEW_THRESHOLD and diff or 0
   if (skew == 0) ~= (self.skew == 0) or math.abs(skew - self.skew) > SKEW_THRESHOLD then
@@ -512,8 +524,10 @@ function Client:_send(req)
       local name, value = req.provider:authorize(self:_auth_ctx())
       headers[name] = value
     end
-    self:_emit("request", { method = req.method, url = clean_url(url), service = req.service,
-      headers = redact_headers(headers), body_size = req.body and #req.body or 0, attempt = attempt })
+    if self.hooks.request then
+      self:_emit("request", { method = req.method, url = clean_url(url), service = req.service,
+        headers = redact_headers(headers), body_size = req.body and #req.body or 0, attempt = attempt })
+    end
 
     local ok, status, rheaders, rbody, info = pcall(session.request, session, {
       method = req.method, url = url, headers = headers, body = req.body, timeout = req.timeout,
@@ -529,8 +543,11 @@ function Client:_send(req)
     else
       self:_observe_date(rheaders)
       local elapsed = self.clock() - started
-      self:_emit("response", { method = req.method, url = clean_url(url), service = req.service, status = status,
-        headers = redact_headers(rheaders), body_size = #rbody, attempt = attempt, elapsed = elapsed })
+      if self.hooks.response then
+        self:_emit("response", { method = req.method, url = clean_url(url), service = req.service,
+          status = status, headers = redact_headers(rheaders), body_size = #rbody, attempt = attempt,
+          elapsed = elapsed })
+      end
       local decoded, final
       decoded, err, final = interpret(req, url, status, rheaders, rbody)
       if not err then
@@ -586,6 +603,23 @@ local function check_headers(h)
   return out
 end
 
+-- classify() with a per-client cache: paths repeat (they come from
+-- templates); the cache is emptied when it grows large, so unique paths
+-- cannot grow it forever.
+function Client:_classify(path)
+  local cache = self._routes
+  local hit = cache[path]
+  if hit then return hit[1], hit[2] end
+  local service, route = classify(path)
+  if self._nroutes >= 512 then
+    cache = {}
+    self._routes, self._nroutes = cache, 0
+  end
+  cache[path] = { service, route }
+  self._nroutes = self._nroutes + 1
+  return service, route
+end
+
 -- Builds the internal request for client:request / client:batch.
 function Client:_prepare(method, path, opts)
   if type(method) ~= "string" or not method:match "^[A-Z]+$" then
@@ -596,7 +630,7 @@ function Client:_prepare(method, path, opts)
   end
   if opts ~= nil and type(opts) ~= "table" then error("bad argument #3 to 'request' (table expected)", 3) end
   opts = opts or {}
-  local service, route = classify(path)
+  local service, route = self:_classify(path)
   if opts.service ~= nil then
     if type(opts.service) ~= "string" then usage("service must be a string", 3) end
     service = opts.service

@@ -163,9 +163,15 @@ function Sim:info()
     for i, s in ipairs(self.auth.clients[id].scopes) do scopes[i] = s end
     clients[#clients + 1] = { client_id = id, scopes = scopes }
   end
+  -- Other Knox customers an MSP could link, each with the outcome a link
+  -- gets (ok, not_approved, managed, region): tests cannot find them otherwise.
+  local candidates = json.array()
+  for _, c in ipairs(self.state.msp.pool) do
+    candidates[#candidates + 1] = { customerId = c.customerId, companyName = c.companyName, link = c.link }
+  end
   return { url = self.url, keys = keys, oauth_clients = clients, customer_id = self.state.customer_id,
     reseller_id = self.state.reseller_id, seed = self.opts.seed, devices = self.opts.devices,
-    ca_file = self.ca_file, now = self:now(), offset = self.offset }
+    ca_file = self.ca_file, now = self:now(), offset = self.offset, msp_link_candidates = candidates }
 end
 
 --- Fresh state (same seed), no tokens, faults, requests or clock offset.

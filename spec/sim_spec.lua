@@ -479,6 +479,24 @@ describe("knox.sim", function()
       assert.are.equal(200, s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).status)
     end)
 
+    it("checks client-signed iat/exp on the simulator's clock, as Knox checks them on its own", function()
+      s:clock(45 * 60)
+      -- signed with this machine's clock: 45 minutes old for the server
+      assert_kme_error(L.request_token(), 403, 4032251, "ACCESS_TOKEN_EXPIRED")
+      -- signed with the server's time (what its Date header and /__sim/clock show)
+      local server = math.floor(s:request("GET", "/__sim/clock").json.now)
+      local r = L.request_token(nil, { iat = server, exp = server + 1800 })
+      assert.are.equal(200, r.status)
+      local h = { ["x-knox-apitoken"] = L.apitoken(r.json.accessToken, { iat = server, exp = server + 1800 }) }
+      assert.are.equal(200, s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).status)
+      h = { ["x-knox-apitoken"] = L.apitoken(r.json.accessToken) }  -- local clock again
+      assert_kme_error(s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }), 403, 4032251,
+        "ACCESS_TOKEN_EXPIRED")
+      -- and a JWT from the future (beyond the 60 s leeway) is refused
+      assert_kme_error(L.request_token(nil, { iat = server + 600, exp = server + 1800 }), 401, 40122050,
+        "ACCESS_TOKEN_BAD_REQUEST")
+    end)
+
     it("refuses expired client JWTs, unknown tokens and empty claims", function()
       local now = NOW()
       assert_kme_error(L.request_token(nil, { iat = now - 4000, exp = now - 2000 }), 403, 4032251,
@@ -1125,6 +1143,14 @@ describe("knox.sim", function()
       assert.are.equal(4040300, r.json.code)
       assert.are.equal("DEVICE_NOT_FOUND", r.json.message)
       assert.are.equal("custom", r.json.data)
+      -- a documented code without a name gets the service's name for it
+      s:fault { match = { path = "devices/list" }, status = 401, code = 4032251 }
+      assert_kme_error(s:request("GET", "/kcs/v1/kme/devices/list"), 401, 4032251, "ACCESS_TOKEN_EXPIRED")
+      s:fault { match = { path = "managedCustomers" }, status = 400, code = "4002102" }
+      assert_msp_error(s:request("GET", "/msp/v1/managedCustomers"), 400, 4002102, "ADD_EC_DELINK_PENDING")
+      s:fault { match = { path = "kg/devices" }, status = 400, code = 4002102 }
+      assert_kg_error(s:request("POST", "/kcs/v1.1/kg/devices/list", { body = {} }), 400, 4002102,
+        "API_KEY_RESTRICTION_INVALID")
     end)
 
     it("resets connections", function()

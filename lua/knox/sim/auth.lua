@@ -2,13 +2,12 @@
 -- client-identifier JWT, x-knox-apitoken) and Knox OAuth 2.0 (client
 -- credentials, Authorization: Bearer, scopes). api-notes §2 and §3.
 --
--- Clocks: tokens the simulator issues (access tokens, OAuth tokens) expire
--- on the simulator's clock, which POST /__sim/clock moves. The iat/exp
--- claims of JWTs that clients sign are checked against the wall clock the
--- client signs with (plus 60 s leeway): were they checked against the
--- advanced clock, every freshly signed JWT would look expired after an
--- advance and token renewal could not be tested. Simulator's choice.
-local socket = require "socket"
+-- Clocks: every expiry check follows the simulator's clock (which POST
+-- /__sim/clock moves and the Date header shows): tokens it issues, and the
+-- iat/exp claims of the JWTs clients sign, with 60 s leeway. As with Knox
+-- (api-notes §7 pitfall 1), a client whose clock differs from the server's
+-- signs JWTs that look expired or not yet valid; a careful client corrects
+-- with the Date header.
 local crypto = require "knox.sim.crypto"
 local codec = require "knox.sim.codec"
 local json = require "knox.sim.json"
@@ -65,17 +64,12 @@ function Auth:register_client(id, secret, scopes)
   self.clients[id] = { id = id, secret = secret, scopes = scopes, allowed = set }
 end
 
-local function wall()
-  return socket.gettime()
-end
-
 local function bad_jwt(code, message)
   raise(401, code, "ACCESS_TOKEN_BAD_REQUEST", message)
 end
 
--- Checks the iat/exp claims of a client-signed JWT against the wall clock.
-local function check_times(p, code, what)
-  local now = wall()
+-- Checks the iat/exp claims of a client-signed JWT against now.
+local function check_times(p, now, code, what)
   if type(p.iat) ~= "number" or type(p.exp) ~= "number" then
     bad_jwt(code, what .. ": the iat and exp claims are required (NumericDate)")
   end
@@ -138,11 +132,11 @@ function Auth:access_token(ctx)
     if claim_der ~= der then bad_jwt(40122050, "Jwt improperly created: the publicKey claim is not the signing key") end
   end
   if p.aud ~= "KnoxWSM" then bad_jwt(40122050, 'Jwt improperly created: aud must be "KnoxWSM"') end
-  check_times(p, 40122050, "The client identifier JWT")
+  local now = ctx.now
+  check_times(p, now, 40122050, "The client identifier JWT")
   local jti = p.jti
   if type(jti) ~= "string" or jti == "" then bad_jwt(40122050, "Jwt improperly created: the jti claim is required") end
-  local now = ctx.now
-  self.njti = prune(self.jtis, self.njti, "exp", wall() - M.LEEWAY)
+  self.njti = prune(self.jtis, self.njti, "exp", now - M.LEEWAY)
   if self.jtis[jti] then
     raise(400, 4002250, "API_KEY_NON_UNIQUE_JWTID",
       "Cannot use the same jwt again. A newly signed jwt needs to be created.")
@@ -193,7 +187,7 @@ function Auth:check_legacy(ctx)
     if type(p.iat) ~= "number" or type(p.exp) ~= "number" then
       bad_jwt(4012250, "x-knox-apitoken: the iat and exp claims are required")
     end
-    if p.iat > wall() + M.LEEWAY then bad_jwt(4012250, "x-knox-apitoken: iat is in the future") end
+    if p.iat > ctx.now + M.LEEWAY then bad_jwt(4012250, "x-knox-apitoken: iat is in the future") end
     if self.nvcache >= 20000 then self.vcache, self.nvcache = {}, 0 end
     c = { access = p.accessToken, exp = p.exp, der = rec.der }
     self.vcache[hdr] = c
@@ -201,7 +195,7 @@ function Auth:check_legacy(ctx)
   end
   local rec = self.tokens[c.access]
   if not rec or rec.der ~= c.der then bad_jwt(4012250, "The access token is unknown; request a new one") end
-  if c.exp <= wall() - M.LEEWAY then
+  if c.exp <= ctx.now - M.LEEWAY then
     raise(403, 4032251, "ACCESS_TOKEN_EXPIRED", "The signed x-knox-apitoken JWT has expired (exp); sign a new one")
   end
   if rec.expires <= ctx.now then

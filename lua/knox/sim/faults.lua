@@ -160,7 +160,10 @@ function M.response(f, service, reasons)
     body = GARBAGE
   elseif f.body == "knox" or f.body == "truncated" then
     local code, name = errors.generic(service, status)
-    if f.code ~= nil then code = f.code end
+    if f.code ~= nil then
+      code = tonumber(f.code) and math.tointeger(tonumber(f.code)) or f.code
+      name = errors.name_of(service, code) or name
+    end
     name = f.name or name
     body = json.encode(errors.body(service, status, code, name, f.message or reasons[status] or name))
   end

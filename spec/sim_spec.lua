@@ -9,7 +9,7 @@ local NOW = os.time
 
 -- Runs curl; returns its output (stdout and stderr) and exit status.
 local function curl(args)
-  local p = assert(io.popen("curl -sS --max-time 20 " .. args .. " 2>&1; echo \"@@rc=$?\""))
+  local p = assert(io.popen(sim.ENV .. "curl -sS --max-time 20 " .. args .. " 2>&1; echo \"@@rc=$?\""))
   local out = p:read("a")
   p:close()
   local body, rc = out:match("^(.*)@@rc=(%d+)%s*$")
@@ -18,7 +18,8 @@ end
 
 -- Runs a shell command; returns its output and exit status.
 local function shell(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"@@rc=$?\""))
+  local p = assert(io.popen("export LD_PRELOAD=; unset LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS; " .. cmd
+    .. " 2>&1; echo \"@@rc=$?\""))
   local out = p:read("a")
   p:close()
   local body, rc = out:match("^(.*)@@rc=(%d+)%s*$")

@@ -1154,10 +1154,25 @@ describe("knox.sim", function()
         "API_KEY_RESTRICTION_INVALID")
     end)
 
-    it("resets connections", function()
-      s:fault { match = { path = "^/reset$" }, reset = true }
+    it("resets connections mid-response, after the request took effect", function()
+      local h = bearer(s)
+      local before = s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json
+      s:fault { match = { method = "POST", path = "/devices/delete$" }, reset = true }
+      local c = s:connect()
+      local r = c:request("POST", "/kcs/v1/kme/devices/delete", { headers = h,
+        body = { deviceIds = { before.deviceList[1].deviceId } } })
+      c:close()
+      assert.are.equal(200, r.status)              -- the head arrived ...
+      assert.is_string(r.error)                    -- ... but not the whole body
+      assert.are.equal(before.totalCount - 1,      -- and the delete happened
+        s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json.totalCount)
+      s:fault { match = { path = "^/reset$" }, status = 503, reset = true }
       local out, rc = curl(s.url .. "/reset")
-      assert.is_true(rc == 56 or rc == 52, out)  -- CURLE_RECV_ERROR (reset) or CURLE_GOT_NOTHING
+      assert.is_true(rc == 56 or rc == 18, out)    -- CURLE_RECV_ERROR (reset) or CURLE_PARTIAL_FILE
+      s:fault { match = { path = "^/early$" }, reset = "early" }
+      out, rc = curl(s.url .. "/early")
+      assert.is_true(rc == 56 or rc == 52, out)    -- CURLE_RECV_ERROR or CURLE_GOT_NOTHING
+      assert.are.equal(1, #s:requests { path = "^/early$" })
       assert.are.equal(200, s:request("GET", "/__sim/health").status)
     end)
 
@@ -1176,7 +1191,8 @@ describe("knox.sim", function()
 
     it("validates fault specs and lists and clears them", function()
       for _, bad in ipairs { { status = 99 }, { status = 500, body = "weird" }, { times = 0, status = 500 },
-        { match = { path = "[" }, status = 500 }, { delay_ms = -1 }, {}, { match = { method = 5 }, status = 500 } } do
+        { match = { path = "[" }, status = 500 }, { delay_ms = -1 }, {}, { match = { method = 5 }, status = 500 },
+        { reset = "later" } } do
         local r = s:request("POST", "/__sim/faults", { body = bad })
         assert.are.equal(400, r.status, cjson.encode(bad))
       end

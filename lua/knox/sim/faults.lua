@@ -4,11 +4,16 @@
 -- normal service resumes. Faults never apply to /__sim/ endpoints.
 --
 -- Fields: match = { method, path }, status, body = "knox" | "html" |
--- "empty" | "garbage" | "truncated", retry_after, delay_ms, reset = true
--- (close with a TCP reset, no response), times (default 1), and optional
--- code / name / message overriding the Knox error's. Without status a
--- fault only delays (delay_ms) or truncates (body = "truncated") the real
--- response.
+-- "empty" | "garbage" | "truncated", retry_after, delay_ms, reset, times
+-- (default 1), and optional code / name / message overriding the Knox
+-- error's (a documented code alone brings its documented name).
+-- reset = true resets the connection (TCP RST) mid-response: the request
+-- is handled (so a write takes effect, and the client cannot know), the
+-- status line, headers and half the body are sent, then the reset. A reset
+-- before any byte (reset = "early") looks like a stale keep-alive
+-- connection, which HTTP clients such as libcurl silently retry.
+-- Without status a fault delays (delay_ms), truncates (body = "truncated")
+-- or resets the real response.
 local json = require "knox.sim.json"
 local errors = require "knox.sim.errors"
 
@@ -75,7 +80,9 @@ function Faults:add(spec)
     end
   end
   if spec.reset ~= nil and spec.reset ~= json.null then
-    if type(spec.reset) ~= "boolean" then return nil, "reset must be a boolean" end
+    if type(spec.reset) ~= "boolean" and spec.reset ~= "early" then
+      return nil, 'reset must be true, false or "early"'
+    end
     f.reset = spec.reset or nil
   end
   local times = spec.times

@@ -313,16 +313,18 @@ function Conn:read_request()
 end
 
 --- (Coroutine.) Writes resp = { status, headers = { [Name] = value },
--- body, close, truncate, reset }. Returns true when the connection may
--- carry another request.
+-- body, close, truncate, reset }. truncate sends half the body then closes;
+-- reset sends the head and half the body then resets the connection (TCP
+-- RST); reset = "early" resets before sending anything. Returns true when
+-- the connection may carry another request.
 function Conn:respond(req, resp, date)
-  if resp.reset then
+  if resp.reset == "early" then
     self:close(true)
     return false
   end
   local status = resp.status or 200
   local body = resp.body or ""
-  local keep = req and req.keep_alive and not resp.close and not resp.truncate
+  local keep = req and req.keep_alive and not resp.close and not resp.truncate and not resp.reset
   local h = {
     "HTTP/1.1 ", tostring(status), " ", REASONS[status] or "Unknown", "\r\n",
     "Date: ", date, "\r\n",
@@ -341,11 +343,17 @@ function Conn:respond(req, resp, date)
   local out = table.concat(h)
   if req and req.method == "HEAD" then
     body = ""
-  elseif resp.truncate then
+  elseif resp.truncate or resp.reset then
     body = sub(body, 1, #body // 2)
   end
   if not self:send(out .. body) then
     self:close()
+    return false
+  end
+  if resp.reset then
+    -- Mid-response: let the bytes reach the client, then reset.
+    self.loop:sleep(0.02)
+    self:close(true)
     return false
   end
   if resp.truncate then

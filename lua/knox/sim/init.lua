@@ -210,14 +210,15 @@ function Sim:handle(req)
   if delay > 0 then self.loop:sleep(delay / 1000) end
   local resp
   if fault then entry.fault = fault.id end
-  if fault and fault.reset then
-    resp = { reset = true }
+  if fault and fault.reset == "early" then
+    resp = { reset = "early" }
   elseif fault and fault.status then
     resp = faults_mod.response(fault, router_mod.service_of(req.path), http.REASONS)
   else
     resp = self.router:dispatch(self, req)
     if fault and fault.body == "truncated" then resp.truncate = true end
   end
+  if fault and fault.reset == true then resp.reset = true end
   entry.status = resp.status
   return resp
 end

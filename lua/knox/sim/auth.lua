@@ -39,11 +39,32 @@ function M.new()
   return self
 end
 
+-- A map whose expired entries are swept once it grows past a limit; the
+-- next limit is twice what survives, so sweeping stays amortised O(1).
+local Expiring = {}
+Expiring.__index = Expiring
+
+local function expiring(field)
+  return setmetatable({ map = {}, n = 0, limit = 10000, field = field }, Expiring)
+end
+
+function Expiring:put(key, value, now)
+  if self.n >= self.limit then
+    local n, field = 0, self.field
+    for k, v in pairs(self.map) do
+      if v[field] <= now then self.map[k] = nil else n = n + 1 end
+    end
+    self.n, self.limit = n, math.max(10000, 2 * n)
+  end
+  if self.map[key] == nil then self.n = self.n + 1 end
+  self.map[key] = value
+end
+
 --- Forgets every issued token, seen jti and cached verification.
 function Auth:reset()
-  self.tokens, self.ntokens = {}, 0
-  self.oauth_tokens, self.noauth = {}, 0
-  self.jtis, self.njti = {}, 0
+  self.tokens = expiring("expires")
+  self.oauth_tokens = expiring("expires")
+  self.jtis = expiring("exp")
   self.vcache, self.nvcache = {}, 0
 end
 
@@ -77,16 +98,6 @@ local function check_times(p, now, code, what)
   if p.exp <= now - M.LEEWAY then
     raise(403, 4032251, "ACCESS_TOKEN_EXPIRED", what .. " has expired (exp); sign a new one")
   end
-end
-
--- Removes expired entries from map (values carry field) once it is large.
-local function prune(map, count, field, now)
-  if count < 10000 then return count end
-  local n = 0
-  for k, v in pairs(map) do
-    if v[field] <= now then map[k] = nil else n = n + 1 end
-  end
-  return n
 end
 
 --- POST /ams/v1/users/accesstoken (api-notes §2.4).
@@ -136,17 +147,14 @@ function Auth:access_token(ctx)
   check_times(p, now, 40122050, "The client identifier JWT")
   local jti = p.jti
   if type(jti) ~= "string" or jti == "" then bad_jwt(40122050, "Jwt improperly created: the jti claim is required") end
-  self.njti = prune(self.jtis, self.njti, "exp", now - M.LEEWAY)
-  if self.jtis[jti] then
+  if self.jtis.map[jti] then
     raise(400, 4002250, "API_KEY_NON_UNIQUE_JWTID",
       "Cannot use the same jwt again. A newly signed jwt needs to be created.")
   end
-  self.jtis[jti] = { exp = p.exp }
-  self.njti = self.njti + 1
-  self.ntokens = prune(self.tokens, self.ntokens, "expires", now)
+  -- A jti is remembered until its JWT could no longer be accepted anyway.
+  self.jtis:put(jti, { exp = p.exp + M.LEEWAY }, now)
   local token = codec.random_hex(32)
-  self.tokens[token] = { client_id = cid, key = reg.key, der = der, expires = now + validity * 60 }
-  self.ntokens = self.ntokens + 1
+  self.tokens:put(token, { client_id = cid, key = reg.key, der = der, expires = now + validity * 60 }, now)
   return { accessToken = token }
 end
 
@@ -171,7 +179,7 @@ function Auth:check_legacy(ctx)
     if type(p.accessToken) ~= "string" or p.accessToken == "" then
       raise(401, 4012251, "BAD_REQUEST_ACCESS_TOKEN_CLAIM_NOT_POPULATED", "The accessToken claim is null or empty")
     end
-    local rec = self.tokens[p.accessToken]
+    local rec = self.tokens.map[p.accessToken]
     if not rec then bad_jwt(4012250, "The access token is unknown; request a new one") end
     if not crypto.verify_rs512(rec.key, jwt) then
       raise(403, 4032252, "ACCESS_TOKEN_INVALID",
@@ -193,7 +201,7 @@ function Auth:check_legacy(ctx)
     self.vcache[hdr] = c
     self.nvcache = self.nvcache + 1
   end
-  local rec = self.tokens[c.access]
+  local rec = self.tokens.map[c.access]
   if not rec or rec.der ~= c.der then bad_jwt(4012250, "The access token is unknown; request a new one") end
   if c.exp <= ctx.now - M.LEEWAY then
     raise(403, 4032251, "ACCESS_TOKEN_EXPIRED", "The signed x-knox-apitoken JWT has expired (exp); sign a new one")
@@ -266,11 +274,10 @@ function Auth:oauth_token(ctx)
   end
   local set = {}
   for _, s in ipairs(scopes) do set[s] = true end
-  self.noauth = prune(self.oauth_tokens, self.noauth, "expires", ctx.now)
   local token = codec.random_hex(32)
   local scope = table.concat(scopes, " ")
-  self.oauth_tokens[token] = { client_id = client.id, scopes = set, scope = scope, expires = ctx.now + ttl }
-  self.noauth = self.noauth + 1
+  self.oauth_tokens:put(token, { client_id = client.id, scopes = set, scope = scope, expires = ctx.now + ttl },
+    ctx.now)
   return { access_token = token, token_type = "Bearer", expires_in = ttl, scope = scope },
     { ["Cache-Control"] = "no-store", Pragma = "no-cache" }
 end
@@ -280,8 +287,11 @@ function Auth:oauth_revoke(ctx)
   local form = form_body(ctx)
   local client = self:oauth_client(ctx, form)
   if not form.token or form.token == "" then oauth_fail(400, "invalid_request", "token is required") end
-  local rec = self.oauth_tokens[form.token]
-  if rec and rec.client_id == client.id then self.oauth_tokens[form.token] = nil end
+  local rec = self.oauth_tokens.map[form.token]
+  if rec and rec.client_id == client.id then
+    self.oauth_tokens.map[form.token] = nil
+    self.oauth_tokens.n = self.oauth_tokens.n - 1
+  end
   return {}
 end
 
@@ -309,7 +319,7 @@ function Auth:check_bearer(ctx, scope)
       or "An OAuth 2.0 bearer token is required (Authorization: Bearer)"
     oauth_fail(401, "invalid_request", why, { ["WWW-Authenticate"] = 'Bearer realm="Knox"' })
   end
-  local rec = self.oauth_tokens[tok]
+  local rec = self.oauth_tokens.map[tok]
   if not rec then
     oauth_fail(401, "invalid_token", "The access token is invalid",
       { ["WWW-Authenticate"] = 'Bearer realm="Knox", error="invalid_token"' })

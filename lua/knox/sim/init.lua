@@ -278,8 +278,7 @@ function Sim:stop_on_stdin_eof()
   local stdin = { getfd = function() return 0 end, dirty = function() return false end }
   self.loop:spawn(function()
     while true do
-      self.loop:wait_read(stdin)
-      if io.stdin:read(1) == nil then
+      if not self.loop:wait_read(stdin) or io.stdin:read(1) == nil then
         self.loop:stop()
         return
       end

@@ -290,6 +290,13 @@ describe("knox.sim", function()
       assert.are.equal(0, rc)
       assert.are.equal("200", out)
       assert.are.equal(504, s:request("GET", "/expect2").status)
+      -- too big: refused at once, without 100 Continue and without reading the body
+      c = s:connect()
+      c:send("PUT /kcs/v1/kme/devices/assignProfile HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        .. "Expect: 100-continue\r\nContent-Length: 999999999\r\n\r\n")
+      r = c:read_response()
+      c:close()
+      assert.are.equal(413, r.status)
     end)
   end)
 
@@ -1416,6 +1423,13 @@ describe("knox.sim process", function()
       assert.is_nil(text:find("traceback", 1, true))
       if sig == "INT" then assert.matches("interrupted", text) end
     end
+  end)
+
+  it("listens on the --host it is given", function()
+    local s = sim.start { host = "localhost", devices = 1, oauth = false }
+    assert.matches("^knox%-sim listening on http://localhost:%d+$", s.first_line)
+    assert.are.equal(200, s:request("GET", "/__sim/health").status)
+    s:stop()
   end)
 
   it("applies --latency-ms to every reply but not to control endpoints", function()

@@ -1,0 +1,30 @@
+--- knox.sim's dependencies: the Debian-packaged Lua modules it runs on.
+-- The simulator deliberately does not use knox.core (its JSON and crypto
+-- are independent, so specs that pass against it cross-check the library);
+-- these modules are optional dependencies of the rock, so a missing one is
+-- reported by the Debian package that provides it.
+local M = {}
+
+local NEEDED = {
+  { module = "socket", name = "luasocket", package = "lua-socket" },
+  { module = "ssl", name = "luasec", package = "lua-sec" },
+  { module = "openssl.pkey", name = "luaossl", package = "lua-luaossl" },
+  { module = "cjson", name = "lua-cjson", package = "lua-cjson" },
+}
+
+--- Raises one error naming every missing module and its Debian package.
+function M.check()
+  local names, pkgs = {}, {}
+  for _, d in ipairs(NEEDED) do
+    if not pcall(require, d.module) then
+      names[#names + 1] = d.name .. " (Debian package " .. d.package .. ")"
+      pkgs[#pkgs + 1] = d.package
+    end
+  end
+  if #names > 0 then
+    error("knox.sim needs " .. table.concat(names, ", ")
+      .. " for Lua 5.4; install with: apt-get install " .. table.concat(pkgs, " "), 0)
+  end
+end
+
+return M

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/decoder.h>

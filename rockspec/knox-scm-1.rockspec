@@ -22,10 +22,18 @@ dependencies = {
   "lua >= 5.4",
 }
 
+-- The simulator (knox.sim, `knox sim`) also needs luasocket, luasec,
+-- luaossl and lua-cjson; it is optional and says which package is missing
+-- when required without them (Debian: lua-socket lua-sec lua-luaossl
+-- lua-cjson).
+
+-- Found by library: LuaRocks looks in Debian's multiarch library folders,
+-- and the compiler finds the headers there itself (curl's live under
+-- /usr/include/<triplet>/ on Debian).
 external_dependencies = {
-  CURL = { header = "curl/curl.h" },
-  OPENSSL = { header = "openssl/evp.h" },
-  CJSON = { header = "cjson/cJSON.h" },
+  CURL = { library = "curl" },
+  OPENSSL = { library = "ssl" },
+  CJSON = { library = "cjson" },
 }
 
 build = {
@@ -33,30 +41,49 @@ build = {
   modules = {
     ["knox.core"] = {
       sources = {
-        "csrc/core.c", "csrc/kerror.c", "csrc/clock.c", "csrc/json.c",
-        "csrc/key.c", "csrc/http.c", "csrc/errors.c",
+        "csrc/catalog.c", "csrc/clock.c", "csrc/core.c", "csrc/errors.c",
+        "csrc/http.c", "csrc/http_batch.c", "csrc/http_debug.c", "csrc/http_error.c",
+        "csrc/http_text.c", "csrc/json.c", "csrc/kerror.c", "csrc/key.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "cjson", "ssl", "crypto" },
+      libraries = { "curl", "cjson", "ssl", "crypto", "dl", "pthread" },
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(CJSON_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(CJSON_LIBDIR)" },
     },
     ["knox"] = "lua/knox.lua",
-    ["knox.errors"] = "lua/knox/errors.lua",
     ["knox.auth"] = "lua/knox/auth.lua",
-    ["knox.retry"] = "lua/knox/retry.lua",
-    ["knox.client"] = "lua/knox/client.lua",
-    ["knox.pager"] = "lua/knox/pager.lua",
-    ["knox.service"] = "lua/knox/service.lua",
-    ["knox.services.kme"] = "lua/knox/services/kme.lua",
-    ["knox.services.kg"] = "lua/knox/services/kg.lua",
-    ["knox.services.msp"] = "lua/knox/services/msp.lua",
-    ["knox.services.kdp"] = "lua/knox/services/kdp.lua",
-    ["knox.services.kc"] = "lua/knox/services/kc.lua",
     ["knox.cli"] = "lua/knox/cli.lua",
+    ["knox.client"] = "lua/knox/client.lua",
+    ["knox.errors"] = "lua/knox/errors.lua",
+    ["knox.pager"] = "lua/knox/pager.lua",
+    ["knox.retry"] = "lua/knox/retry.lua",
+    ["knox.service"] = "lua/knox/service.lua",
+    ["knox.services.kc"] = "lua/knox/services/kc.lua",
+    ["knox.services.kdp"] = "lua/knox/services/kdp.lua",
+    ["knox.services.kg"] = "lua/knox/services/kg.lua",
+    ["knox.services.kme"] = "lua/knox/services/kme.lua",
+    ["knox.services.msp"] = "lua/knox/services/msp.lua",
+    ["knox.sim.auth"] = "lua/knox/sim/auth.lua",
+    ["knox.sim.codec"] = "lua/knox/sim/codec.lua",
+    ["knox.sim.control"] = "lua/knox/sim/control.lua",
+    ["knox.sim.crypto"] = "lua/knox/sim/crypto.lua",
+    ["knox.sim.deps"] = "lua/knox/sim/deps.lua",
+    ["knox.sim.errors"] = "lua/knox/sim/errors.lua",
+    ["knox.sim.faults"] = "lua/knox/sim/faults.lua",
+    ["knox.sim.http"] = "lua/knox/sim/http.lua",
+    ["knox.sim"] = "lua/knox/sim/init.lua",
+    ["knox.sim.json"] = "lua/knox/sim/json.lua",
+    ["knox.sim.kc"] = "lua/knox/sim/kc.lua",
+    ["knox.sim.kdp"] = "lua/knox/sim/kdp.lua",
+    ["knox.sim.kg"] = "lua/knox/sim/kg.lua",
+    ["knox.sim.kme"] = "lua/knox/sim/kme.lua",
+    ["knox.sim.loop"] = "lua/knox/sim/loop.lua",
+    ["knox.sim.msp"] = "lua/knox/sim/msp.lua",
+    ["knox.sim.router"] = "lua/knox/sim/router.lua",
+    ["knox.sim.state"] = "lua/knox/sim/state.lua",
   },
   install = {
-    bin = { knox = "bin/knox" },
+    bin = { knox = "bin/knox", ["knox-sim"] = "bin/knox-sim" },
   },
 }
 

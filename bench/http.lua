@@ -21,36 +21,14 @@ local servers = require "support.http_servers"
 local N = tonumber(arg[1]) or 10000
 local ROUNDS = tonumber(arg[2]) or 5
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
-
--- A Knox-like device page of about 1.3 KB.
-local function json_doc()
-  local devices = {}
-  for i = 1, 6 do
-    devices[i] = ('{"deviceUid":"35%013d","model":"SM-G99%dB","profileId":"a1b2c3d4e5f6%04d",'
-      .. '"state":"Assigned","updateTime":1763700000%03d}'):format(i * 7919, i, i, i)
-  end
-  local doc = '{"totalCount":6,"pageNum":0,"pageSize":100,"devices":[' .. table.concat(devices, ",") .. "]}"
-  return doc .. string.rep(" ", math.max(0, 1330 - #doc))
-end
-
-local function median(t)
-  local s = { table.unpack(t) }
-  table.sort(s)
-  return s[(#s + 1) // 2]
-end
+local sh, median = servers.sh, servers.median
 
 local dir = servers.tmpdir()
 local ngx, slow, user_agent
 local ok, err = pcall(function()
   local certs = servers.make_certs(dir)
   ngx = servers.nginx { dir = dir, certs = certs, lifetime = 600 }
-  local doc = json_doc()
+  local doc = servers.device_page("devices")
   local f = assert(io.open(dir .. "/www/data.json", "wb"))
   f:write(doc)
   f:close()

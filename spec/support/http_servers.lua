@@ -150,4 +150,33 @@ function M.nginx(opts)
   }
 end
 
+-- For the benches -------------------------------------------------------
+
+--- Runs a shell command; returns whether it succeeded and its stdout.
+function M.sh(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+
+--- The median of a list of numbers.
+function M.median(t)
+  local s = { table.unpack(t) }
+  table.sort(s)
+  return s[(#s + 1) // 2]
+end
+
+--- A Knox-like device page of about 1.3 KB, its list under list_key.
+function M.device_page(list_key)
+  local devices = {}
+  for i = 1, 6 do
+    devices[i] = ('{"deviceUid":"35%013d","model":"SM-G99%dB","profileId":"a1b2c3d4e5f6%04d",'
+      .. '"state":"Assigned","updateTime":1763700000%03d}'):format(i * 7919, i, i, i)
+  end
+  local doc = '{"totalCount":6,"pageNum":0,"pageSize":100,"' .. list_key .. '":['
+    .. table.concat(devices, ",") .. "]}"
+  return doc .. string.rep(" ", math.max(0, 1330 - #doc))
+end
+
 return M

@@ -103,6 +103,7 @@ end
 -- keys, RFC 3986 escaping. A string is taken as already encoded.
 local function encode_query(q)
   if q == nil then return "" end
+  if type(q) == "table" and next(q) == nil then return "" end
   if type(q) == "string" then return q ~= "" and ("?" .. q:gsub("^%?", "")) or "" end
   if type(q) ~= "table" then usage("query must be a table or a string", 3) end
   local keys = {}
@@ -386,7 +387,8 @@ end
 function Client:_observe_date(headers)
   local date = headers and headers.date
   if date == nil then return end
-  -- Date changes once a second: parse each distinct value once
+  -- Date changes once a second: parse each distinct value once (the skew
+  -- is still measured every time: the local clock may have jumped)
   local server
   if date == self._date then
     server = self._date_value
@@ -509,14 +511,19 @@ end
 --- client:_send(req) -> body, response. One logical request: auth, the
 -- transport, normalization, renew-once and retries.
 -- req: method, path, route, service, headers, body, timeout, idempotent,
--- provider (or nil for no auth).
+-- provider (or nil for no auth). req is this call's own: it is completed
+-- here (url, auth header, replayable) and handed to the session as the
+-- request table itself, which reads only the fields it knows.
 function Client:_send(req)
   local session, policy = self.session, self.policy
   local url = self:_url(req.route, req.path)
   local started = self.clock()
   local attempt, renewed, spent = 0, false, 0
-  local headers = {}
-  for k, v in pairs(req.headers) do headers[k] = v end
+  local headers = req.headers
+  req.url = url
+  -- a write the caller calls idempotent may also be resent by libcurl
+  -- itself on a dead kept-alive connection; other writes never are
+  req.replayable = req.idempotent or nil
 
   while true do
     attempt = attempt + 1
@@ -529,12 +536,7 @@ function Client:_send(req)
         headers = redact_headers(headers), body_size = req.body and #req.body or 0, attempt = attempt })
     end
 
-    local ok, status, rheaders, rbody, info = pcall(session.request, session, {
-      method = req.method, url = url, headers = headers, body = req.body, timeout = req.timeout,
-      -- a write the caller calls idempotent may also be resent by libcurl
-      -- itself on a dead kept-alive connection; other writes never are
-      replayable = req.idempotent or nil,
-    })
+    local ok, status, rheaders, rbody, info = pcall(session.request, session, req)
     local err
     if not ok then
       err = status
@@ -609,28 +611,33 @@ end
 function Client:_classify(path)
   local cache = self._routes
   local hit = cache[path]
-  if hit then return hit[1], hit[2] end
+  if hit then return hit[1], hit[2], hit[3] end
   local service, route = classify(path)
+  -- plain: nothing in the path to fill in or escape
+  local plain = not path:find("[^%w%-%._~!$&'()*+,;=:@/]")
   if self._nroutes >= 512 then
     cache = {}
     self._routes, self._nroutes = cache, 0
   end
-  cache[path] = { service, route }
+  cache[path] = { service, route, plain }
   self._nroutes = self._nroutes + 1
-  return service, route
+  return service, route, plain
 end
+
+local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true, HEAD = true, OPTIONS = true }
+local NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 
 -- Builds the internal request for client:request / client:batch.
 function Client:_prepare(method, path, opts)
-  if type(method) ~= "string" or not method:match "^[A-Z]+$" then
+  if not METHODS[method] and (type(method) ~= "string" or not method:match "^[A-Z]+$") then
     error("bad argument #1 to 'request' (HTTP method in capitals expected, got " .. tostring(method) .. ")", 3)
   end
-  if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+  if type(path) ~= "string" or path:byte(1) ~= 47 then
     error("bad argument #2 to 'request' (path starting with '/' expected)", 3)
   end
   if opts ~= nil and type(opts) ~= "table" then error("bad argument #3 to 'request' (table expected)", 3) end
-  opts = opts or {}
-  local service, route = self:_classify(path)
+  opts = opts or NO_OPTS
+  local service, route, plain = self:_classify(path)
   if opts.service ~= nil then
     if type(opts.service) ~= "string" then usage("service must be a string", 3) end
     service = opts.service
@@ -656,7 +663,8 @@ function Client:_prepare(method, path, opts)
     usage("timeout must be a positive number of seconds", 3)
   end
   return {
-    method = method, path = expand_path(path, opts.params) .. encode_query(opts.query),
+    method = method,
+    path = (plain and opts.params == nil and path or expand_path(path, opts.params)) .. encode_query(opts.query),
     route = route, service = service, headers = headers, body = body, timeout = opts.timeout,
     idempotent = opts.idempotent == true, provider = provider,
   }

@@ -145,7 +145,8 @@ end
 
 --- policy:success(spent): a call succeeded after its retries took `spent`.
 function Policy:success(spent)
-  if self.budget then self.budget:deposit(spent) end
+  local b = self.budget
+  if b and (spent > 0 or b.tokens < b.capacity) then b:deposit(spent) end
 end
 
 M.Policy = Policy

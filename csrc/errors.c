@@ -342,6 +342,7 @@ static size_t one_line(char *out, size_t cap, const char *s, size_t n)
     }
     size_t len = utf8_seq((const unsigned char *)s + i, n - i);
     if (len == 0) {
+      if (k.len + 3 > cap) break;
       put(&k, "\xEF\xBF\xBD", 3);
       i++;
     } else {

@@ -120,6 +120,23 @@ static void redact_add(luaL_Buffer *b, const char *s, size_t n)
   size_t i = 0, from = 0;
   while (i < n) {
     size_t m;
+    /* userinfo in a URL (a proxy from the environment, as curl reports
+     * it): scheme://user:password@host */
+    if (i + 3 <= n && memcmp(s + i, "://", 3) == 0) {
+      size_t j = i + 3, at = 0;
+      while (j < n && strchr("/ \t\r\n\"'<>", s[j]) == NULL) {
+        if (s[j] == '@') at = j;
+        j++;
+      }
+      if (at != 0) {
+        luaL_addlstring(b, s + from, i + 3 - from);
+        luaL_addstring(b, REDACTED);
+        from = i = at;
+        continue;
+      }
+      i += 3;
+      continue;
+    }
     if ((i > 0 && is_word((unsigned char)s[i - 1])) || (m = match_secret(s + i, n - i)) == 0) {
       i++;
       continue;

@@ -109,82 +109,84 @@ static void one_line(lua_State *L)
   lua_remove(L, -2);
 }
 
+/* Replaces the value on top with its text (luaL_tolstring). */
+static void to_text(lua_State *L)
+{
+  luaL_tolstring(L, -1, NULL);
+  lua_remove(L, -2);
+}
+
 /* __tostring(err): [-0, +1, m]
  * "knox: NAME (CODE, HTTP STATUS) METHOD PATH: message", always one line.
- * Never raises on a malformed error table; missing parts are left out. */
+ * Never raises on a malformed error table; missing parts are left out.
+ * The pieces are pushed in order and joined once at the end (no
+ * luaL_Buffer: it must stay on top of the stack, and each field is read
+ * onto the stack first). */
 static int l_error_tostring(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  luaL_Buffer b;
   int label_is_kind = 0;
   int skip_code = code_is_name(L);
-  int top;
 
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "knox: ");
-  top = lua_gettop(L);
+  lua_pushliteral(L, "knox: ");
 
   /* label: the Knox name, else the transport cause's name, else the kind */
   if (!push_field_text(L, 1, "name")) {
     int found = 0;
     if (lua_getfield(L, 1, "cause") == LUA_TTABLE) {
       found = push_field_text(L, lua_gettop(L), "name");
+      if (found) lua_remove(L, -2);
     }
     if (!found) {
-      lua_settop(L, top);
+      lua_settop(L, 2);
       if (!push_field_text(L, 1, "kind")) lua_pushliteral(L, "error");
       label_is_kind = 1;
     }
   }
-  luaL_tolstring(L, -1, NULL);
-  lua_replace(L, top + 1);
-  lua_settop(L, top + 1);
-  luaL_addvalue(&b);
+  to_text(L);
 
   /* parenthesis: code and HTTP status, or the kind when the label is not */
   int nparts = 0;
   if (!skip_code && push_field_text(L, 1, "code")) {
-    luaL_addstring(&b, " (");
-    luaL_tolstring(L, -1, NULL);
-    lua_remove(L, -2);
-    luaL_addvalue(&b);
+    to_text(L);
+    lua_pushliteral(L, " (");
+    lua_insert(L, -2);
     nparts++;
   }
   if (lua_getfield(L, 1, "status") == LUA_TNUMBER) {
-    luaL_addstring(&b, nparts ? ", HTTP " : " (HTTP ");
-    lua_pushfstring(L, "%d", (int)lua_tointeger(L, -1));
-    lua_remove(L, -2);
-    luaL_addvalue(&b);
+    lua_Integer st = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lua_pushfstring(L, nparts ? ", HTTP %I" : " (HTTP %I", st);
     nparts++;
   } else {
     lua_pop(L, 1);
   }
   if (nparts == 0 && !label_is_kind && push_field_text(L, 1, "kind")) {
-    luaL_addstring(&b, " (");
-    luaL_tolstring(L, -1, NULL);
-    lua_remove(L, -2);
-    luaL_addvalue(&b);
+    to_text(L);
+    lua_pushliteral(L, " (");
+    lua_insert(L, -2);
     nparts++;
   }
-  if (nparts) luaL_addchar(&b, ')');
+  if (nparts) lua_pushliteral(L, ")");
 
   if (push_field_text(L, 1, "method")) {
-    luaL_addchar(&b, ' ');
-    luaL_addvalue(&b);
+    to_text(L);
+    lua_pushliteral(L, " ");
+    lua_insert(L, -2);
   }
   if (lua_getfield(L, 1, "url") == LUA_TSTRING) {
-    luaL_addchar(&b, ' ');
-    luaL_addstring(&b, url_path(lua_tostring(L, -1)));
-  }
-  lua_pop(L, 1);
-  if (push_field_text(L, 1, "message")) {
-    luaL_addstring(&b, ": ");
-    luaL_tolstring(L, -1, NULL);
+    lua_pushfstring(L, " %s", url_path(lua_tostring(L, -1)));
     lua_remove(L, -2);
-    luaL_addvalue(&b);
+  } else {
+    lua_pop(L, 1);
   }
-  luaL_pushresult(&b);
+  if (push_field_text(L, 1, "message")) {
+    to_text(L);
+    lua_pushliteral(L, ": ");
+    lua_insert(L, -2);
+  }
+  lua_concat(L, lua_gettop(L) - 1);
   one_line(L);
   return 1;
 }
@@ -202,7 +204,12 @@ static int matches(lua_State *L, int v)
     int n = tv == LUA_TSTRING ? 2 : v;
     size_t len;
     const char *str = lua_tolstring(L, s, &len);
-    if (len == 0 || lua_stringtonumber(L, str) != len + 1) return 0;
+    if (len == 0) return 0;
+    size_t used = lua_stringtonumber(L, str);
+    if (used != len + 1) {
+      if (used != 0) lua_pop(L, 1);
+      return 0;
+    }
     int eq = lua_compare(L, -1, n, LUA_OPEQ);
     lua_pop(L, 1);
     return eq;

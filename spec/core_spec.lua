@@ -65,6 +65,22 @@ describe("knox.core", function()
       assert.is_true(knox.is_error(knox.errors.new { kind = "usage" }))
     end)
 
+    it("tostring copes with long fields (the line is built past any buffer size)", function()
+      local t = core.error { kind = "api", name = ("N"):rep(2000), code = ("9"):rep(3000), status = 404,
+        method = ("G"):rep(3000), url = "https://h/" .. ("p"):rep(5000), message = ("m"):rep(5000) }
+      local s = tostring(t)
+      assert.are.equal(6 + 2000 + 2 + 3000 + 10 + 1 + 1 + 3000 + 1 + 5001 + 2 + 5000, #s)
+      assert.matches("^knox: N+ %(9+, HTTP 404%) G+ /p+: m+$", s)
+      for _ = 1, 200 do tostring(t) end
+    end)
+
+    it("is() keeps its stack balanced on strings with a NUL", function()
+      local x = core.error { kind = "api", code = 4040300 }
+      assert.is_false(x:is "4040300\0x")
+      assert.are.equal(1, select("#", x:is "4040300\0x"))
+      assert.is_true(x:is "4040300")
+    end)
+
     it("rejects a constructor table without a kind", function()
       assert.has_error(function() core.error {} end)
     end)

@@ -839,4 +839,10 @@ describe("knox.errors", function()
       assert.are.equal(404, err.status)
     end)
   end)
+  it("keeps ids valid UTF-8 when an invalid byte falls at the length limit", function()
+    for n = 120, 135 do
+      local e = errors.from_response { status = 400, body = '{"errorId":"' .. ("a"):rep(n) .. '\255"}' }
+      assert.is_not_nil(utf8.len(e.error_id), "n = " .. n)
+    end
+  end)
 end)

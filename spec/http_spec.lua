@@ -460,6 +460,21 @@ describe("knox.Session", function()
       assert.are.equal("1 http://knox.example.invalid/echo", out)
     end)
 
+    it("never shows a proxy password from the environment to the debug hook", function()
+      local code = ('package.cpath = %q .. ";" .. package.cpath; '
+        .. 'local seen = {}; '
+        .. 'local s = require("knox.core").session { debug = function(ev) seen[#seen + 1] = ev.text or "" end }; '
+        .. 'pcall(s.request, s, { url = "http://knox.example.invalid/echo" }); '
+        .. 'io.write(table.concat(seen, "\\n"))'):format(package.cpath)
+      local proxy = srv.url(""):gsub("^http://", "http://proxyuser:S3CRETPASS@")
+      local p = io.popen(("env -u no_proxy -u NO_PROXY http_proxy=%s lua5.4 -e '%s' 2>&1")
+        :format(proxy, code), "r")
+      local out = p:read("a")
+      p:close()
+      assert.matches("proxy", out)
+      assert.is_nil(out:find("S3CRETPASS", 1, true))
+    end)
+
     it("bypasses the proxy for noproxy hosts", function()
       local s = core.session { proxy = "http://127.0.0.1:" .. servers.free_port(), noproxy = "127.0.0.1" }
       local status, h = s:request { url = srv.url("/echo") }

@@ -81,6 +81,13 @@ describe("knox command", function()
       assert.matches("^knox: PROFILE_NOT_FOUND %(4040400, HTTP 404%) GET /kcs/v1/kme/profiles/nope/get: [^\n]*\n$", err)
     end)
 
+    it("treats a bad method, path or option as a usage mistake", function()
+      for _, args in ipairs { "request G-T /x", "request GET kcs/v1", "request GET /x --service" } do
+        local code = run(args, env())
+        assert.are.equal(2, code, args)
+      end
+    end)
+
     it("says which variable is missing", function()
       local code, _, err = run("request GET /kcs/v1/kme/devices/list", { KNOX_BASE_URL = sim.url,
         KNOX_KEYS_FILE = sim.keys_file, KNOX_CLIENT_ID = "" })

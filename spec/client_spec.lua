@@ -353,6 +353,32 @@ describe("knox.client against the simulator", function()
     end)
   end)
 
+  describe("misuse", function()
+    it("refuses a batch with a hole or bad options rather than skipping requests", function()
+      local c <close> = legacy_client()
+      local list = { { "GET", "/kcs/v1/kme/devices/list" }, nil, { "GET", "/kcs/v1/kme/devices/list" }, n = 3 }
+      assert.has_error(function() c:batch(list) end, "bad argument #1 to 'batch' (item 2 is nil)")
+      assert.has_error(function() c:batch({ { "GET", "/kcs/v1/kme/devices/list" } }, 5) end)
+      assert.are.equal(0, #sim:requests())
+    end)
+
+    it("does not show userinfo of base_url in tostring", function()
+      local c <close> = knox.client { base_url = sim.url:gsub("^http://", "http://user:PASSWORD@"),
+        auth = knox.auth.token { value = "t" } }
+      assert.is_nil(tostring(c):find "PASSWORD")
+    end)
+
+    it("removes a client secret the token endpoint echoes back", function()
+      local c <close> = oauth_client()
+      sim:fault { match = { path = "oauth2/token" }, status = 400,
+        message = "invalid client_secret " .. sim.oauth.client_secret, times = 1 }
+      local e = helpers.raises(c.request, c, "GET", "/msp/v1/managedCustomers")
+      local all = tostring(e) .. tostring(e.message) .. tostring(e.body) .. tostring(e.description)
+      assert.is_nil(all:find(sim.oauth.client_secret, 1, true))
+      assert.matches("%[redacted%]", all)
+    end)
+  end)
+
   describe("secrets", function()
     it("never shows a key, secret, token or signed JWT in errors or hooks", function()
       local seen = {}

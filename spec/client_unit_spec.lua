@@ -30,10 +30,30 @@ describe("knox.client helpers", function()
     assert.is_true(helpers.raises(client.expand_path, "/x/{id}", { id = "" }):is "usage")
   end)
 
+  it("refuses '.' and '..' as path parameters (libcurl would collapse them)", function()
+    for _, v in ipairs { ".", ".." } do
+      local e = helpers.raises(client.expand_path, "/kcs/v1/kme/profiles/{id}", { id = v })
+      assert.matches("must not be", e.message)
+    end
+    assert.are.equal("/p/...", client.expand_path("/p/{id}", { id = "..." }))
+  end)
+
+  it("refuses query values that are not lists", function()
+    assert.is_true(helpers.raises(client.encode_query, { a = { x = 1 } }):is "usage")
+    assert.is_true(helpers.raises(client.encode_query, { a = { 1, nil, 3 } }):is "usage")
+  end)
+
+  it("ignores HTTP dates no server sends", function()
+    assert.is_nil(client.parse_http_date "Sun, 06 Nov 1994 99:49:37 GMT")
+    assert.is_nil(client.parse_http_date "Sat, 01 Jan 0000 00:00:00 GMT")
+    assert.is_nil(client.parse_http_date "Sun, 00 Nov 2026 08:49:37 GMT")
+    assert.is_nil(client.parse_http_date "Sun, 06 Nov 2026 08:61:37 GMT")
+  end)
+
   it("parses HTTP dates in UTC", function()
-    assert.are.equal(784111777, client.parse_http_date "Sun, 06 Nov 1994 08:49:37 GMT")
+    assert.are.equal(1667724577, client.parse_http_date "Sun, 06 Nov 2022 08:49:37 GMT")
     assert.are.equal(951782400, client.parse_http_date "Tue, 29 Feb 2000 00:00:00 GMT")
-    assert.are.equal(0, client.parse_http_date "Thu, 01 Jan 1970 00:00:00 GMT")
+    assert.are.equal(1763769600, client.parse_http_date "Sat, 22 Nov 2025 00:00:00 GMT")
     assert.is_nil(client.parse_http_date "yesterday")
     assert.is_nil(client.parse_http_date(nil))
     assert.is_nil(client.parse_http_date "Sun, 06 Foo 1994 08:49:37 GMT")

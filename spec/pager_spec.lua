@@ -73,6 +73,58 @@ describe("knox.pager", function()
     assert.matches("deviceList", e.message)
   end)
 
+  it("keeps going when the server sends fewer per page than asked", function()
+    -- the server caps pages at 50 whatever pageSize says
+    local asked = {}
+    local function fetch(page)
+      asked[#asked + 1] = page
+      local items = {}
+      for i = 1, math.max(0, math.min(50, 120 - page * 50)) do items[i] = { id = page * 50 + i } end
+      return { totalCount = 120, deviceList = items }
+    end
+    local ids = {}
+    for d in pager.each(fetch, { page_size = 100, items = "deviceList" }) do ids[#ids + 1] = d.id end
+    assert.are.equal(120, #ids)
+    assert.are.equal(120, ids[120])
+    assert.are.same({ 0, 1, 2 }, asked)
+  end)
+
+  it("raises partial when a page comes back empty before totalCount", function()
+    local function fetch(page)
+      return { totalCount = 300, deviceList = page == 0 and { { id = 1 }, { id = 2 } } or {} }
+    end
+    local got = 0
+    local e = helpers.raises(function()
+      for _ in pager.each(fetch, { page_size = 2, items = "deviceList" }) do got = got + 1 end
+    end)
+    assert.are.equal(2, got)
+    assert.are.equal("partial", e.kind)
+    assert.matches("2 of the 300", e.message)
+  end)
+
+  it("raises partial when the server ignores pageNum", function()
+    local function fetch()
+      return { deviceList = { { id = "a" }, { id = "b" } } }
+    end
+    local e = helpers.raises(function()
+      for _ in pager.each(fetch, { page_size = 2, items = "deviceList" }) do end
+    end)
+    assert.are.equal("partial", e.kind)
+    assert.matches("ignore pageNum", e.message)
+  end)
+
+  it("raises when a page has no body at all", function()
+    local function fetch(page)
+      if page == 0 then return { totalCount = 4, deviceList = { { id = 1 }, { id = 2 } } } end
+      return nil
+    end
+    local e = helpers.raises(function()
+      for _ in pager.each(fetch, { page_size = 2, items = "deviceList" }) do end
+    end)
+    assert.are.equal("decode", e.kind)
+    assert.matches("after 2 items", e.message)
+  end)
+
   it("rejects a bad page size", function()
     assert.is_true(helpers.raises(pager.pages, function() end, { page_size = 0 }):is "usage")
   end)

@@ -1092,6 +1092,28 @@ describe("knox.sim", function()
   describe("faults", function()
     before_each(function() s:reset() end)
 
+    it("refuses fault specs that could stall or break it, and keeps serving", function()
+      for _, spec in ipairs {
+        { match = { path = string.rep(".-", 12) .. "@" }, status = 500 },
+        { match = { path = "k[" }, status = 500 },
+        { match = { path = string.rep("a", 300) }, status = 500 },
+        { status = 500, times = 1e300 },
+        { status = 500, times = 1.5 },
+        { status = 429, retry_after = 1e300 },
+      } do
+        local r = s:request("POST", "/__sim/faults", { body = spec })
+        assert.are.equal(400, r.status, cjson.encode(spec))
+      end
+      local r = s:request("GET", "/__sim/requests?path=k%5B")
+      assert.are.equal(400, r.status)
+      -- a pattern is tried only on paths of a bounded length
+      s:fault { match = { path = "x.-y" }, status = 503, times = 5 }
+      r = s:request("GET", "/kcs/v1/kme/" .. string.rep("x", 600) .. "/devices/list")
+      assert.are_not.equal(503, r.status)
+      r = s:request("GET", "/__sim/health")
+      assert.are.equal(200, r.status)
+    end)
+
     it("fails the next N matching requests, then resumes normal service", function()
       local id = s:fault { match = { method = "GET", path = "devices/list" }, status = 429, retry_after = 2,
         times = 2 }

@@ -37,6 +37,20 @@ local function renew_after(life)
 end
 M.renew_after = renew_after
 
+--- Replaces every copy of the text `hidden` in the text fields of err.
+local function scrub(err, hidden)
+  local function clean(v)
+    if type(v) ~= "string" then return v end
+    local i, j = v:find(hidden, 1, true)
+    while i do
+      v = v:sub(1, i - 1) .. "[redacted]" .. v:sub(j + 1)
+      i, j = v:find(hidden, i + 10, true)
+    end
+    return v
+  end
+  for _, k in ipairs { "message", "description", "body", "url", "name" } do err[k] = clean(err[k]) end
+end
+
 local function is_key(v)
   local mt = getmetatable(v)
   return type(mt) == "table" and mt.__name == "knox.Key"
@@ -191,7 +205,13 @@ function OAuth2:authorize(ctx)
       scope = self.scope,
       expires_in = self.expires_in,
     }
-    local body = ctx:post_form("oauth2", self.token_url or "/ams/v1/oauth2/token", form)
+    local ok, body = pcall(ctx.post_form, ctx, "oauth2", self.token_url or "/ams/v1/oauth2/token", form)
+    if not ok then
+      -- a token endpoint may echo what it was sent: never let the secret
+      -- ride out in the error
+      if errors.is_error(body) then scrub(body, s.client_secret) end
+      error(body, 0)
+    end
     local token = type(body) == "table" and body.access_token
     if type(token) ~= "string" or token == "" then
       error(auth_error("the OAuth token response has no access_token", { service = "oauth2" }))

@@ -39,8 +39,9 @@ local function report(io_err, err)
     io_err:write(tostring(err), "\n")
     return err.kind == "usage" and 2 or 1
   end
+  -- a lauxlib "bad argument" is a usage mistake too
   io_err:write("knox: ", tostring(err), "\n")
-  return 1
+  return tostring(err):find("bad argument", 1, true) and 2 or 1
 end
 
 local function read_file(path)
@@ -63,10 +64,14 @@ end
 function commands.request(args, out, err_out)
   local method, path = args[1], args[2]
   if not method or not path then return fail_usage(err_out, "request needs METHOD and PATH") end
+  method = method:upper()
+  if not method:match "^[A-Z]+$" then return fail_usage(err_out, "METHOD must be a word such as GET or POST") end
+  if path:sub(1, 1) ~= "/" then return fail_usage(err_out, "PATH must start with '/'") end
   local opts = { query = {}, headers = {} }
   local i = 3
   while i <= #args do
     local a, v = args[i], args[i + 1]
+    if v == nil then return fail_usage(err_out, tostring(a) .. " needs a value") end
     if a == "-q" or a == "--query" then
       local k, val = (v or ""):match "^([^=]+)=(.*)$"
       if not k then return fail_usage(err_out, "-q takes key=value") end
@@ -97,7 +102,7 @@ function commands.request(args, out, err_out)
   local knox = require "knox"
   local ok, res = pcall(function()
     local client <close> = knox.client()
-    local body = client:request(method:upper(), path, opts)
+    local body = client:request(method, path, opts)
     if type(body) == "table" then
       return knox.json.encode(body)
     end

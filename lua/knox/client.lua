@@ -116,6 +116,13 @@ local function encode_query(q)
   for _, k in ipairs(keys) do
     local v = q[k]
     if type(v) == "table" then
+      local n = #v
+      local count = 0
+      for key in pairs(v) do
+        count = count + 1
+        if math.type(key) ~= "integer" or key < 1 or key > n then count = -1 break end
+      end
+      if count ~= n then usage("query parameter '" .. k .. "' must be a list (values as repeated keys)", 3) end
       for _, item in ipairs(v) do
         parts[#parts + 1] = escape(k) .. "=" .. escape(query_value(k, item))
       end
@@ -146,6 +153,8 @@ local function expand_path(path, params)
     end
     v = tostring(v)
     if v == "" then usage("path parameter '" .. name .. "' is empty", 5) end
+    -- libcurl would collapse these, sending the call to another endpoint
+    if v == "." or v == ".." then usage("path parameter '" .. name .. "' must not be '.' or '..'", 5) end
     return escape(v)
   end)
   return (path:gsub("%%(%x?%x?)", function(hex)
@@ -192,7 +201,10 @@ local function parse_http_date(s)
   local d, mon, y, h, mi, sec = s:match "^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$"
   local m = MONTHS[mon or ""]
   if not m then return nil end
-  return days_from_civil(tonumber(y), m, tonumber(d)) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+  y, d, h, mi, sec = tonumber(y), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
+  -- a Date no real server sends is ignored rather than believed
+  if y < 2000 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+  return days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + sec
 end
 M.parse_http_date = parse_http_date
 
@@ -335,7 +347,7 @@ function M.new(opts)
 end
 
 function Client:__tostring()
-  return "knox.Client(" .. (self.endpoints.kcs or "?") .. ")"
+  return "knox.Client(" .. clean_url(self.endpoints.kcs or "?") .. ")"
 end
 
 --- client:close(): closes the session; further requests raise kind "closed".
@@ -687,7 +699,13 @@ end
 -- in further rounds under the same policy and budget.
 function Client:batch(requests, opts)
   if type(requests) ~= "table" then error("bad argument #1 to 'batch' (table expected)", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'batch' (table expected)", 2) end
   opts = opts or {}
+  local count = requests.n or #requests
+  for i = 1, count do
+    -- a hole would end ipairs early and leave the rest unsent, unnoticed
+    if requests[i] == nil then error("bad argument #1 to 'batch' (item " .. i .. " is nil)", 2) end
+  end
   local concurrency = opts.concurrency or self.concurrency
   local reqs, results, state = {}, {}, {}
   for i, r in ipairs(requests) do

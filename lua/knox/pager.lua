@@ -9,6 +9,7 @@
 -- string: both are read), whichever comes first. A server that keeps
 -- returning full pages beyond totalCount cannot make it loop forever.
 local errors = require "knox.errors"
+local json = require("knox.core").json
 
 local M = {}
 
@@ -32,8 +33,25 @@ local function page_items(body, key)
 end
 M.page_items = page_items
 
+-- A short text that identifies an item, to notice a server that answers
+-- every pageNum with the same page.
+local function signature(item)
+  if type(item) ~= "table" then return tostring(item) end
+  local ok, text = pcall(json.encode, item, { sort_keys = true })
+  return ok and text or nil
+end
+
+local function partial(fmt, ...)
+  error(errors.new { kind = "partial", message = fmt:format(...) }, 3)
+end
+
 --- pager.pages(fetch, opts): iterator over (page_number, body, items).
 -- opts: page_size (100), start (0), items (field name), max_pages.
+-- With a totalCount, pages are fetched until that many items have come
+-- (a server may send fewer per page than asked); an empty page before then
+-- raises kind "partial" rather than ending as if complete. Without one,
+-- the first short page ends the walk. A page that repeats the previous one
+-- (a server ignoring pageNum) raises kind "partial" instead of looping.
 function M.pages(fetch, opts)
   if type(fetch) ~= "function" then error("bad argument #1 to 'pages' (function expected)", 2) end
   opts = opts or {}
@@ -41,7 +59,7 @@ function M.pages(fetch, opts)
   if math.type(size) ~= "integer" or size < 1 then usage("page_size must be a positive integer") end
   local page = opts.start or 0
   local max_pages = opts.max_pages
-  local seen, total, done, count = 0, nil, false, 0
+  local seen, total, done, count, last = 0, nil, false, 0, nil
   return function()
     if done then return nil end
     if max_pages and count >= max_pages then return nil end
@@ -49,17 +67,31 @@ function M.pages(fetch, opts)
     local items = page_items(body, opts.items)
     if items == nil then
       done = true
-      if body == nil then return nil end
-      error(errors.new { kind = "decode", message = ("page %d has no list%s"):format(page,
-        opts.items and (" '" .. opts.items .. "'") or "") })
+      error(errors.new { kind = "decode", message = ("page %d has no list%s (after %d items)"):format(page,
+        opts.items and (" '" .. opts.items .. "'") or "", seen) })
     end
     local n = #items
-    total = total or (type(body) == "table" and tonumber(body.totalCount)) or nil
+    if total == nil and type(body) == "table" then total = tonumber(body.totalCount) end
+    local sig = n > 0 and signature(items[1]) or nil
+    if sig ~= nil and sig == last then
+      done = true
+      partial("page %d repeats page %d: the server seems to ignore pageNum (after %d items)", page, page - 1, seen)
+    end
+    last = sig
     seen = seen + n
     count = count + 1
     local this = page
     page = page + 1
-    if n < size or n == 0 or (total and seen >= total) then done = true end
+    if total then
+      if seen >= total then
+        done = true
+      elseif n == 0 then
+        done = true
+        partial("page %d is empty after %d of the %d items totalCount announced", this, seen, total)
+      end
+    elseif n < size then
+      done = true
+    end
     return this, body, items
   end
 end

@@ -6,6 +6,7 @@
 --   GET  /__sim/requests ?since=&limit=&path=   what clients sent; DELETE clears
 --   POST /__sim/reset                   fresh state, tokens, faults, log and clock
 local json = require "knox.sim.json"
+local faults = require "knox.sim.faults"
 
 local M = {}
 
@@ -30,10 +31,13 @@ local function requests(sim, req)
   local since = tonumber(q.since) or 0
   local limit = tonumber(q.limit)
   local pat = q.path
-  if pat and not pcall(string.find, "", pat) then return bad("path is not a valid Lua pattern") end
+  if pat then
+    local ok_pat, why = faults.check_pattern(pat)
+    if not ok_pat then return bad("path " .. why) end
+  end
   local out = json.array()
   for _, e in ipairs(sim.log) do
-    if e.id > since and (not pat or e.path:find(pat)) and (not q.method or e.method == q.method) then
+    if e.id > since and (not pat or faults.path_matches(e.path, pat)) and (not q.method or e.method == q.method) then
       out[#out + 1] = e
     end
   end

@@ -19,6 +19,33 @@ local errors = require "knox.sim.errors"
 
 local M = {}
 
+-- Bounds on match.path (simulator's choice): patterns are tried only on
+-- paths up to MAX_MATCHED_PATH bytes, so even the worst accepted pattern
+-- ends quickly.
+M.MAX_PATTERN = 256
+M.MAX_QUANTIFIERS = 2
+M.MAX_MATCHED_PATH = 512
+
+--- Whether pat is a pattern the simulator accepts: ok, or nil and why.
+function M.check_pattern(pat)
+  if type(pat) ~= "string" then return nil, "must be a string (a Lua pattern)" end
+  if #pat > M.MAX_PATTERN then return nil, "is longer than " .. M.MAX_PATTERN .. " bytes" end
+  local _, quantifiers = pat:gsub("%%.", ""):gsub("[%*%+%-]", "")
+  if quantifiers > M.MAX_QUANTIFIERS then
+    return nil, "has more than " .. M.MAX_QUANTIFIERS .. " quantifiers (*, +, -)"
+  end
+  if not pcall(string.find, "/kcs/v1/kme/devices/list", pat) then return nil, "is not a valid Lua pattern" end
+  return true
+end
+
+--- Whether pattern pat (checked by check_pattern) is found in path; never
+-- raises, and paths longer than MAX_MATCHED_PATH never match.
+function M.path_matches(path, pat)
+  if #path > M.MAX_MATCHED_PATH then return false end
+  local ok, found = pcall(string.find, path, pat)
+  return ok and found ~= nil
+end
+
 local BODIES = { knox = true, html = true, empty = true, garbage = true, truncated = true }
 
 local Faults = {}
@@ -46,8 +73,10 @@ function Faults:add(spec)
   end
   if path ~= nil then
     if type(path) ~= "string" then return nil, "match.path must be a string (a Lua pattern)" end
-    local ok = pcall(string.find, "", path)
-    if not ok then return nil, "match.path is not a valid Lua pattern" end
+    -- Lua patterns backtrack: a long one, or one with many quantifiers,
+    -- could hold the simulator's only thread for ever on a long path
+    local ok, why = M.check_pattern(path)
+    if not ok then return nil, "match.path " .. why end
   end
   local f = { match = { method = method and method:upper(), path = path } }
   local status = spec.status
@@ -71,7 +100,7 @@ function Faults:add(spec)
   end
   if spec.retry_after ~= nil and spec.retry_after ~= json.null then
     local ra = spec.retry_after
-    if nonneg_number(ra) then
+    if nonneg_number(ra) and ra <= 1e9 then
       f.retry_after = string.format("%d", math.floor(ra))
     elseif type(ra) == "string" and ra ~= "" and not ra:find("[%c]") then
       f.retry_after = ra
@@ -87,7 +116,7 @@ function Faults:add(spec)
   end
   local times = spec.times
   if times == nil or times == json.null then times = 1 end
-  if type(times) ~= "number" or times ~= math.floor(times) or times < 1 then
+  if math.tointeger(times) == nil or times < 1 then
     return nil, "times must be a positive integer"
   end
   f.times = math.tointeger(times)
@@ -118,7 +147,7 @@ end
 function Faults:take(method, path)
   for i, f in ipairs(self.list) do
     local m = f.match
-    if (not m.method or m.method == method) and (not m.path or path:find(m.path)) then
+    if (not m.method or m.method == method) and (not m.path or M.path_matches(path, m.path)) then
       f.times = f.times - 1
       if f.times <= 0 then table.remove(self.list, i) end
       return f

@@ -434,8 +434,10 @@ function M.serve(loop, server, opts)
   local ssl = opts.tls and require "ssl"
   local open, next_id = 0, 0
   opts.log = opts.log or function(msg) io.stderr:write("knox-sim: ", msg, "\n") end
+  -- `open` counts a connection from its accept (not from when its
+  -- coroutine first runs), so a burst cannot take the process past the cap
+  -- and past what select() can watch
   local function run_conn(c)
-    open = open + 1
     local ok, err = pcall(serve, c, opts)
     open = open - 1
     if not ok then opts.log("connection " .. c.id .. ": " .. tostring(err)) end
@@ -461,8 +463,11 @@ function M.serve(loop, server, opts)
               c = nil
             end
           end
-          if c then loop:spawn(run_conn, c) end
-          if open + 1 >= M.LIMITS.max_connections then break end
+          if c then
+            open = open + 1
+            loop:spawn(run_conn, c)
+          end
+          if open >= M.LIMITS.max_connections then break end
           client = server:accept()
         end
         loop:wait_read(server)

@@ -72,7 +72,8 @@ static void finish_item(lua_State *L, Session *S, Transfer *t, CURLcode rc, int 
   if (ev) {
     Req r;
     memset(&r, 0, sizeof r);
-    lua_getfield(L, req, "method");
+    lua_pushliteral(L, "method");
+  lua_rawget(L, req); /* raw: no metamethod may raise mid-batch */
     strcpy(r.method, "GET");
     if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) < sizeof r.method) {
       memcpy(r.method, lua_tostring(L, -1), lua_rawlen(L, -1) + 1);

@@ -138,14 +138,16 @@ static const char *code_name(CURLcode rc, int *flags)
 void knox_http_set_request_fields(lua_State *L, int req)
 {
   if (req == 0) return;
-  lua_getfield(L, req, "method");
+  lua_pushliteral(L, "method");
+  lua_rawget(L, req);
   if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, -2, "method");
   else {
     lua_pop(L, 1);
     lua_pushliteral(L, "GET");
     lua_setfield(L, -2, "method");
   }
-  lua_getfield(L, req, "url");
+  lua_pushliteral(L, "url");
+  lua_rawget(L, req);
   if (lua_type(L, -1) == LUA_TSTRING) {
     knox_http_push_safe_url(L, lua_tostring(L, -1));
     lua_setfield(L, -3, "url");

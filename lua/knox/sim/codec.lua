@@ -134,11 +134,10 @@ function M.parse_date(s)
   return M.days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se
 end
 
---- True for a 15-digit IMEI whose last digit is its Luhn check digit.
-function M.valid_imei(s)
-  if type(s) ~= "string" or not s:match("^%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d$") then return false end
+-- The Luhn sum of the first n digits of s, doubling every second digit.
+local function luhn_sum(s, n)
   local sum = 0
-  for i = 1, 15 do
+  for i = 1, n do
     local x = s:byte(i) - 48
     if i % 2 == 0 then
       x = x * 2
@@ -146,21 +145,18 @@ function M.valid_imei(s)
     end
     sum = sum + x
   end
-  return sum % 10 == 0
+  return sum
+end
+
+--- True for a 15-digit IMEI whose last digit is its Luhn check digit.
+function M.valid_imei(s)
+  if type(s) ~= "string" or not s:match("^%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d$") then return false end
+  return luhn_sum(s, 15) % 10 == 0
 end
 
 --- The Luhn check digit for a 14-digit IMEI body.
 function M.luhn_digit(body)
-  local sum = 0
-  for i = 1, 14 do
-    local x = body:byte(i) - 48
-    if i % 2 == 0 then
-      x = x * 2
-      if x > 9 then x = x - 9 end
-    end
-    sum = sum + x
-  end
-  return (10 - sum % 10) % 10
+  return (10 - luhn_sum(body, 14) % 10) % 10
 end
 
 --- Makes a string safe to put in JSON: invalid UTF-8 bytes become '?'.

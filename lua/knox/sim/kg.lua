@@ -149,14 +149,20 @@ local function apply(ctx, name, item, b)
   return { result = "SUCCESS", requestedId = requested, objectId = d.objectId }
 end
 
+-- The request body, after the action's own check of it.
+local function checked_body(ctx, name)
+  local b = ctx:body()
+  local act = ACTIONS[name]
+  if act.check then
+    local ok, why = act.check(b)
+    if not ok then ctx:invalid(why) end
+  end
+  return b
+end
+
 local function single(name)
   return function(ctx)
-    local b = ctx:body()
-    local act = ACTIONS[name]
-    if act.check then
-      local ok, why = act.check(b)
-      if not ok then ctx:invalid(why) end
-    end
+    local b = checked_body(ctx, name)
     local r, status = apply(ctx, name, b, b)
     if r.result == "FAIL" then ctx:fail(status, tonumber(r.error.code), r.error.message, r.error.reason) end
     return r
@@ -165,12 +171,7 @@ end
 
 local function bulk(name)
   return function(ctx)
-    local b = ctx:body()
-    local act = ACTIONS[name]
-    if act.check then
-      local ok, why = act.check(b)
-      if not ok then ctx:invalid(why) end
-    end
+    local b = checked_body(ctx, name)
     local list = ctx:list(b.deviceList, "deviceList", { required = true, max = M.BULK_LIMIT, too_many = BULK_TOO_MANY })
     local results, ok = json.array(), 0
     for i, item in ipairs(list) do

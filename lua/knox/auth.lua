@@ -180,8 +180,9 @@ function M.oauth2(opts)
   if expires_in ~= nil and (math.type(expires_in) ~= "integer" or expires_in < 1 or expires_in > 3600) then
     usage("knox.auth.oauth2: expires_in must be an integer number of seconds from 1 to 3600")
   end
-  if opts.token_url ~= nil and type(opts.token_url) ~= "string" then
-    usage("knox.auth.oauth2: token_url must be a string")
+  local tu = opts.token_url
+  if tu ~= nil and (type(tu) ~= "string" or not (tu:match "^https?://[^/]" or tu:match "^/")) then
+    usage("knox.auth.oauth2: token_url must be an http(s) URL or a path starting with '/'")
   end
   local self = setmetatable({
     kind = "oauth2", scheme = "oauth2", renewable = true, scope = scope,

@@ -507,7 +507,8 @@ function Client:_auth_ctx()
 end
 
 function Client:_url(route, path)
-  if path:match "^https?://" then return path end
+  -- request paths start with "/"; only a provider's token_url is whole
+  if path:byte(1) ~= 47 then return path end
   return (self.endpoints[route] or self.endpoints.kcs) .. path
 end
 
@@ -601,8 +602,8 @@ function Client:_send(req)
 end
 
 local function check_headers(h)
+  if h == nil then return { accept = "application/json" } end
   local out = {}
-  if h == nil then return out end
   if type(h) ~= "table" then usage("headers must be a table", 4) end
   for k, v in pairs(h) do
     if type(k) ~= "string" or not k:match "^[%w!#$%%&'*+%-.^_`|~]+$" then

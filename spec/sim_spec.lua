@@ -146,6 +146,29 @@ describe("knox.sim", function()
       c:close()
     end)
 
+    it("leaves no generated key files behind when ended by SIGTERM", function()
+      local out = os.tmpname()
+      local p = io.popen(("lua5.4 bin/knox sim --port 0 --max-lifetime 60 > %s 2>&1 & echo $!"):format(out))
+      local pid = p:read("n")
+      p:close()
+      local dir
+      for _ = 1, 100 do
+        dir = (sim.read_file(out) or ""):match("knox%-sim keys: (%S+)/keys%.json")
+        if dir then break end
+        socket.sleep(0.05)
+      end
+      assert.is_string(dir)
+      assert.is_true(os.rename(dir, dir), "the directory exists while it runs")
+      os.execute("kill -TERM " .. math.tointeger(pid))
+      local gone = false
+      for _ = 1, 60 do
+        if not os.rename(dir, dir) then gone = true break end
+        socket.sleep(0.1)
+      end
+      os.remove(out)
+      assert.is_true(gone, "the key directory was removed after SIGTERM")
+    end)
+
     it("generates a keys.json and client id when given no --keys", function()
       local keys = cjson.decode(sim.read_file(s.keys_file))
       assert.is_string(keys.Public)

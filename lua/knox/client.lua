@@ -521,6 +521,41 @@ local function annotate(err, req, url, attempt)
   return err
 end
 
+-- The response table a successful call returns.
+local function response_of(status, headers, attempts, elapsed, info)
+  return { status = status, headers = headers, request_id = request_id(headers),
+    attempts = attempts, elapsed = elapsed, info = info }
+end
+
+--- What to do after err on try `attempt` of req (renewed: whether this
+-- call already renewed its token): "renew" (a fresh token can fix it:
+-- renew once and replay, which does not count against max_attempts),
+-- "retry" with the delay and the budget it cost, or "fail". A retryable
+-- failure that is not retried says why in err.retry_stopped
+-- (unsafe_write, max_attempts or budget).
+function Client:_next_step(err, req, url, attempt, renewed)
+  if err.auth_action == "renew" and req.provider and req.provider.renewable and not renewed then
+    return "renew"
+  end
+  local policy = self.policy
+  local again, why = policy:decide(err, attempt, req.method, req.idempotent)
+  if not again then
+    if err.retryable then err.retry_stopped = why end
+    return "fail"
+  end
+  local delay = policy:delay(err, attempt)
+  self:_emit("retry", { method = req.method, url = clean_url(url), attempt = attempt, delay = delay,
+    error = tostring(err), status = err.status, code = err.code,
+    name = err.name or (err.cause and err.cause.name) })
+  return "retry", delay, policy:cost(err)
+end
+
+-- Drops a provider's tokens after err said a fresh one can help.
+function Client:_invalidate(provider, err)
+  provider:invalidate()
+  self:_emit("token", { scheme = provider.scheme, action = "invalidated", reason = err.name or err.code })
+end
+
 --- client:_send(req) -> body, response. One logical request: auth, the
 -- transport, normalization, renew-once and retries.
 -- req: method, path, route, service, headers, body, timeout, idempotent,
@@ -567,36 +602,22 @@ function Client:_send(req)
       decoded, err, final = interpret(req, url, status, rheaders, rbody)
       if not err then
         policy:success(spent)
-        return decoded, {
-          status = status, headers = rheaders, request_id = request_id(rheaders),
-          attempts = attempt, elapsed = elapsed, info = info,
-        }
+        return decoded, response_of(status, rheaders, attempt, elapsed, info)
       end
       if final then error(annotate(err, req, url, attempt), 0) end
     end
     annotate(err, req, url, attempt)
 
-    if err.auth_action == "renew" and req.provider and req.provider.renewable and not renewed then
-      -- A fresh token can fix this: renew once and replay; the replay does
-      -- not count against max_attempts.
+    local step, delay, cost = self:_next_step(err, req, url, attempt, renewed)
+    if step == "renew" then
       renewed = true
       attempt = attempt - 1
-      req.provider:invalidate()
-      self:_emit("token", { scheme = req.provider.scheme, action = "invalidated", reason = err.name or err.code })
-    else
-      local again, why = policy:decide(err, attempt, req.method, req.idempotent)
-      if not again then
-        -- why a retryable failure was not retried: unsafe_write,
-        -- max_attempts or budget
-        if err.retryable then err.retry_stopped = why end
-        error(err, 0)
-      end
-      local delay = policy:delay(err, attempt)
-      spent = spent + policy:cost(err)
-      self:_emit("retry", { method = req.method, url = clean_url(url), attempt = attempt, delay = delay,
-        error = tostring(err), status = err.status, code = err.code,
-        name = err.name or (err.cause and err.cause.name) })
+      self:_invalidate(req.provider, err)
+    elseif step == "retry" then
+      spent = spent + cost
       self.sleep(delay)
+    else
+      error(err, 0)
     end
   end
 end
@@ -771,9 +792,8 @@ function Client:batch(requests, opts)
         decoded, err, final = interpret(req, url, res.status, res.headers, res.body)
         if not err then
           self.policy:success(st.spent)
-          results[i] = { body = decoded, response = { status = res.status, headers = res.headers,
-            request_id = request_id(res.headers), attempts = st.attempt, elapsed = self.clock() - started,
-            info = res.info } }
+          results[i] = { body = decoded,
+            response = response_of(res.status, res.headers, st.attempt, self.clock() - started, res.info) }
         elseif final then
           results[i] = annotate(err, req, url, st.attempt)
           err = nil
@@ -781,29 +801,22 @@ function Client:batch(requests, opts)
       end
       if err then
         annotate(err, req, url, st.attempt)
-        if err.auth_action == "renew" and req.provider and req.provider.renewable and not st.renewed then
+        local step, delay, cost = self:_next_step(err, req, url, st.attempt, st.renewed)
+        if step == "renew" then
           st.renewed = true
           st.attempt = st.attempt - 1
           renew[req.provider] = err
           next_pending[#next_pending + 1] = i
+        elseif step == "retry" then
+          max_delay = math.max(max_delay, delay)
+          st.spent = st.spent + cost
+          next_pending[#next_pending + 1] = i
         else
-          local again = self.policy:decide(err, st.attempt, req.method, req.idempotent)
-          if again then
-            max_delay = math.max(max_delay, self.policy:delay(err, st.attempt))
-            st.spent = st.spent + self.policy:cost(err)
-            next_pending[#next_pending + 1] = i
-            self:_emit("retry", { method = req.method, url = clean_url(url), attempt = st.attempt,
-              status = err.status, code = err.code, error = tostring(err) })
-          else
-            results[i] = err
-          end
+          results[i] = err
         end
       end
     end
-    for p, err in pairs(renew) do
-      p:invalidate()
-      self:_emit("token", { scheme = p.scheme, action = "invalidated", reason = err.name or err.code })
-    end
+    for p, err in pairs(renew) do self:_invalidate(p, err) end
     if max_delay > 0 then self.sleep(max_delay) end
     table.sort(next_pending)
     pending = next_pending

@@ -1,21 +1,13 @@
 /*
  * catalog.h — the documented Knox error codes as data (catalog.c), read by
  * errors.c. Facts only: which service, which code, its name, its HTTP class
- * and what the documentation says it means, plus how a client should treat
- * it (flags). No logic lives with the data.
+ * and what the documentation says it means. No logic lives with the data
+ * (catalog_find.c reads it; the registry's error rules classify it).
  */
 #ifndef KNOX_CATALOG_H
 #define KNOX_CATALOG_H
 
 #include <stddef.h>
-
-/* How a client should treat a code (independent of the HTTP status). */
-enum {
-  KX_AUTH = 1,    /* an authentication/credential problem: kind "auth" */
-  KX_RENEW = 2,   /* a freshly issued token can fix it: auth_action "renew" */
-  KX_RETRY = 4,   /* a server-side failure the docs say to try again */
-  KX_NORETRY = 8  /* a 5xx that repeating the same request cannot fix */
-};
 
 struct knox_code {
   const char *service;     /* "kme", "kg", "msp", "kdp", "kc", "kai", "auth",
@@ -24,7 +16,6 @@ struct knox_code {
   const char *name;        /* "DEVICE_NOT_FOUND"; Samsung Account and OAuth
                               codes are their own names */
   int status;              /* HTTP class the code is documented with */
-  unsigned flags;          /* KX_* */
   const char *description;
 };
 

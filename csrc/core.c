@@ -15,6 +15,8 @@ static const lua_CFunction parts[] = {
   knox_key_open,
   knox_http_open,
   knox_errors_open,
+  knox_catalog_open,
+  knox_text_open,
 };
 
 int luaopen_knox_core(lua_State *L);

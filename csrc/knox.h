@@ -21,6 +21,8 @@ int knox_json_open(lua_State *L);
 int knox_key_open(lua_State *L);
 int knox_http_open(lua_State *L);
 int knox_errors_open(lua_State *L);
+int knox_catalog_open(lua_State *L);
+int knox_text_open(lua_State *L);
 
 /* Error objects (kerror.c).
  * knox_error_new: pushes a fresh knox.Error table {kind=, message=}.

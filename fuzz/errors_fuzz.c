@@ -1,11 +1,12 @@
 /*
- * errors_fuzz.c — libFuzzer harness for the error normalizer (errors.c):
- * feeds arbitrary bytes as the body of a response, with a status, service
- * and headers picked from the first bytes, to knox.core's
- * errors.from_response, errors.check and errors.items, and aborts on
- * anything but a well-formed knox.Error (or, for items, a list of them).
- * Not part of `make test`. Build and run (clang with libFuzzer) with the
- * commands below this comment.
+ * errors_fuzz.c — libFuzzer harness for error normalization: the C
+ * scanner (errors.c, text.c) under the Lua classifier (lua/knox/errors.lua,
+ * loaded from the checkout: run from the repository root). Feeds arbitrary
+ * bytes as the body of a response, with a status, service and headers
+ * picked from the first bytes, to knox.errors.from_response, check and
+ * items, and aborts on anything but a well-formed knox.Error (or, for
+ * items, a list of them). Not part of `make test`. Build and run (clang
+ * with libFuzzer) with the commands below this comment.
  * (Corpus files are plain bodies; the harness takes its first three bytes
  * as status/service/header choices, so seeds work as they are.)
  */
@@ -67,8 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     L = luaL_newstate();
     luaL_openlibs(L);
     luaL_requiref(L, "knox.core", luaopen_knox_core, 0);
-    lua_getfield(L, -1, "errors");
-    lua_setglobal(L, "E");
+    if (luaL_dostring(L, "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path\n"
+                         "E = require 'knox.errors'") != LUA_OK) {
+      fail("cannot load knox.errors (run from the repository root)");
+    }
     lua_settop(L, 0);
   }
   uint8_t a = size > 0 ? data[0] : 0, b = size > 1 ? data[1] : 0, c = size > 2 ? data[2] : 0;

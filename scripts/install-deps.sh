@@ -24,6 +24,7 @@ lua-luaossl
 lua-cjson
 lua-argparse
 lua-system
+lua-filesystem
 nginx-light
 cppcheck
 "

@@ -68,7 +68,6 @@ describe("knox.errors", function()
   it("is wired into require 'knox'", function()
     assert.are.equal(errors, knox.errors)
     assert.are.equal(errors.Error, knox.Error)
-    assert.are.equal(errors.from_response, require("knox.core").errors.from_response)
     for _, f in ipairs { "from_response", "check", "items", "lookup", "catalog", "partial", "new",
       "is_error", "clean_url", "service_of" } do
       assert.is_function(errors[f], f)

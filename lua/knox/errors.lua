@@ -81,26 +81,54 @@ local function is_sa_code(s)
   return type(s) == "string" and (s:match "^AUT_%d%d%d%d$" or s:match "^LIC_%d%d%d%d$") ~= nil
 end
 
+-- The codes a service file documents itself ({ code, name, status,
+-- description } each): a service added as a file needs no C change.
+local function own_codes(svc, code, name)
+  local out = {}
+  for _, c in ipairs(svc.codes or {}) do
+    if (code == nil or tostring(c[1]) == tostring(code)) and (name == nil or c[2] == name) then
+      out[#out + 1] = { service = svc.name, code = math.tointeger(tonumber(c[1])) or c[1], name = c[2],
+        status = c[3], description = c[4] }
+    end
+  end
+  return out
+end
+
+-- The entries of service `name` (nil: every service) for code.
+local function find(name, code)
+  local list = catalog.find(name, code)
+  local reg = services.load()
+  for _, n in ipairs(name and { name } or reg.names) do
+    local spec = reg.services[n]
+    if spec and spec.codes then
+      for _, c in ipairs(own_codes(spec, code)) do list[#list + 1] = c end
+    end
+  end
+  return list
+end
+
 -- The entries a code may stand for in service spec svc (nil: any).
 local function candidates(svc, code)
   if code == nil then return {} end
-  if svc == nil then return catalog.find(nil, code) end
-  local list = catalog.find(svc.name, code)
-  if #list == 0 and svc.catalog_fallback then list = catalog.find(svc.catalog_fallback, code) end
+  if svc == nil then return find(nil, code) end
+  local list = find(svc.name, code)
+  if #list == 0 and svc.catalog_fallback then list = find(svc.catalog_fallback, code) end
   if #list == 0 and type(code) == "string" then
-    list = catalog.find(is_sa_code(code) and "samsung_account" or "oauth2", code)
+    list = find(is_sa_code(code) and "samsung_account" or "oauth2", code)
   end
   return list
 end
 
 local function by_name(svc, name)
   if svc == nil then return nil end
-  return catalog.by_name(svc.name, name) or (svc.catalog_fallback and catalog.by_name(svc.catalog_fallback, name))
+  return catalog.by_name(svc.name, name) or own_codes(svc, nil, name)[1]
+    or (svc.catalog_fallback and catalog.by_name(svc.catalog_fallback, name))
 end
 
 local NO_RULES = {}
 
--- The rule flags { auth=, renew=, retry=, no_retry= } of a catalog entry.
+-- The rule flags { auth=, renew=, retry=, no_retry= } of a code in a
+-- service (a catalog entry: its own service and code).
 local function flags_of(entry)
   local spec = services.get(entry.service)
   local rules = spec and spec.errors or NO_RULES
@@ -176,7 +204,12 @@ local function match(svc, facts)
     end
   end
   if name == nil and type(code) == "string" then name = code end -- AUT_1001, invalid_grant
-  if flags_from then flags = flags_of(flags_from) end
+  if flags_from then
+    flags = flags_of(flags_from)
+  elseif flags == nil and svc and code then
+    -- a code the catalog does not know: the service's own rules still speak
+    flags = flags_of { service = svc.name, code = code }
+  end
   return code, name, entry, flags or NO_RULES
 end
 
@@ -559,6 +592,9 @@ end
 function M.catalog(service)
   local svc = check_service(service, "catalog")
   local list = catalog.list(svc and svc.name)
+  for _, n in ipairs(svc and { svc.name } or services.load().names) do
+    for _, c in ipairs(own_codes(services.get(n), nil, nil)) do list[#list + 1] = c end
+  end
   for _, e in ipairs(list) do lookup_entry(e) end
   return list
 end

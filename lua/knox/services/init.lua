@@ -17,6 +17,8 @@
 --   catalog_fallback  the service whose code table is searched when this
 --             one's does not know a code (the Knox Cloud Authentication check
 --             in front of every kcs service answers with its own codes)
+--   codes     (optional) codes the C catalog does not have: { code, name,
+--             status, description } each, looked up like the catalog's
 --   errors    error rules keyed by code text: auth (a credential problem:
 --             kind "auth"), renew (a fresh token can fix it), retry (a
 --             server failure worth another try), no_retry (a 5xx that
@@ -109,12 +111,14 @@ local function discover()
   return names
 end
 
-local registry -- built once, like package.loaded: service files do not change
+-- Built once per package.path, like package.loaded: service files do not
+-- change while a program runs, but a program may add a directory.
+local registry, registry_path
 
 --- M.load(): the registry { services = { name -> spec }, names = {...},
--- routes = { name -> route }, ordered = {route...} }.
+-- routes = { name -> route }, ordered = { {prefix =, route =}... } }.
 function M.load()
-  if registry then return registry end
+  if registry and registry_path == package.path then return registry end
   local reg = { services = {}, names = {}, routes = {}, ordered = {} }
   for _, n in ipairs(discover()) do
     local spec = check(n, require("knox.services." .. n))
@@ -132,7 +136,7 @@ function M.load()
     if #a.prefix ~= #b.prefix then return #a.prefix > #b.prefix end
     return a.prefix < b.prefix
   end)
-  registry = reg
+  registry, registry_path = reg, package.path
   return reg
 end
 

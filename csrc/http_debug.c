@@ -1,10 +1,19 @@
 /*
- * http_debug.c — the debug hook: a C-only libcurl debug callback records
- * curl's text and the request headers it sent; after the transfer these
- * become redacted event tables, which are delivered to the hook under
- * lua_pcall.
+ * http_debug.c — transport layer 3: the debug hook: a C-only libcurl debug
+ * callback records curl's text and the request headers it sent; after the
+ * transfer these become redacted event tables, which are delivered to the
+ * hook under lua_pcall.
+ * May call: layers 0-2 (http_text.h, http_state.h, http_error.h), libcurl.
+ * Interface: http_debug.h.
  */
-#include "http_internal.h"
+#include "http_debug.h"
+#include "http_error.h"
+#include "http_text.h"
+
+#include <string.h>
+
+#define DEBUG_LIMIT ((size_t)1024 * 1024)   /* buffered debug records */
+#define PREVIEW_BYTES ((size_t)2048)        /* body preview in debug events */
 
 /* Records curl's informational text and the request headers it sent; the
  * events are built and redacted after the transfer. */
@@ -104,10 +113,45 @@ static void request_event(lua_State *L, int ev, const Session *S, const Transfer
   append_event(L, ev, t->index);
 }
 
+/* The response event, when a response (a status) arrived. */
+static void response_event(lua_State *L, int ev, const Transfer *t)
+{
+  long status = knox_http_info_long(t->easy, CURLINFO_RESPONSE_CODE, 0);
+  if (status <= 0) return;
+  lua_createtable(L, 0, 8);
+  lua_pushliteral(L, "response");
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, status);
+  lua_setfield(L, -2, "status");
+  const char *ver = knox_http_version_text(knox_http_info_long(t->easy, CURLINFO_HTTP_VERSION, 0));
+  if (ver != NULL) {
+    lua_pushstring(L, ver);
+    lua_setfield(L, -2, "http_version");
+  }
+  knox_http_push_header_block(L, t->head.data, t->head.len, 1, 1);
+  lua_setfield(L, -2, "headers");
+  set_preview(L, t->body.data != NULL ? t->body.data : "", t->body.len);
+  set_seconds(L, t->easy, CURLINFO_TOTAL_TIME_T, "total_time");
+  append_event(L, ev, t->index);
+}
+
+/* The closing event of a failed transfer, carrying the error at err. */
+static void failure_event(lua_State *L, int ev, const Transfer *t, int err)
+{
+  lua_createtable(L, 0, 4);
+  lua_pushliteral(L, "info");
+  lua_setfield(L, -2, "type");
+  lua_pushliteral(L, "transfer failed");
+  lua_setfield(L, -2, "text");
+  lua_pushvalue(L, err);
+  lua_setfield(L, -2, "error");
+  append_event(L, ev, t->index);
+}
+
 /* Appends the events of a finished transfer to the list at ev. The error
  * object (if any) is at err. */
 void knox_http_push_events(lua_State *L, int ev, const Session *S, const Transfer *t, int req,
-                        const Req *r, int err)
+                           const Req *r, int err)
 {
   int sent = 0;
   if (!S->verify) {
@@ -137,34 +181,8 @@ void knox_http_push_events(lua_State *L, int ev, const Session *S, const Transfe
     static const char msg[] = "some debug events were dropped (over 1 MiB)";
     info_event(L, ev, t->index, msg, sizeof msg - 1);
   }
-  long status = knox_http_info_long(t->easy, CURLINFO_RESPONSE_CODE, 0);
-  if (status > 0) {
-    lua_createtable(L, 0, 8);
-    lua_pushliteral(L, "response");
-    lua_setfield(L, -2, "type");
-    lua_pushinteger(L, status);
-    lua_setfield(L, -2, "status");
-    const char *ver = knox_http_version_text(knox_http_info_long(t->easy, CURLINFO_HTTP_VERSION, 0));
-    if (ver != NULL) {
-      lua_pushstring(L, ver);
-      lua_setfield(L, -2, "http_version");
-    }
-    knox_http_push_header_block(L, t->head.data, t->head.len, 1, 1);
-    lua_setfield(L, -2, "headers");
-    set_preview(L, t->body.data != NULL ? t->body.data : "", t->body.len);
-    set_seconds(L, t->easy, CURLINFO_TOTAL_TIME_T, "total_time");
-    append_event(L, ev, t->index);
-  }
-  if (err != 0) {
-    lua_createtable(L, 0, 4);
-    lua_pushliteral(L, "info");
-    lua_setfield(L, -2, "type");
-    lua_pushliteral(L, "transfer failed");
-    lua_setfield(L, -2, "text");
-    lua_pushvalue(L, err);
-    lua_setfield(L, -2, "error");
-    append_event(L, ev, t->index);
-  }
+  response_event(L, ev, t);
+  if (err != 0) failure_event(L, ev, t, err);
 }
 
 /* Calls the debug hook with each event under lua_pcall. Returns 0, or 1

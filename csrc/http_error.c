@@ -1,9 +1,15 @@
 /*
- * http_error.c — transport failures as knox.Error objects: the symbolic
- * names of libcurl's codes (an X-macro over the CURLE_* enum), whether a
- * retry can help, and whether the request may have reached the server.
+ * http_error.c — transport layer 2: transport failures as knox.Error
+ * objects: the symbolic names of libcurl's codes (an X-macro over the
+ * CURLE_* enum), whether a retry can help, and whether the request may have
+ * reached the server; also the errors of the multi and share handles.
+ * May call: layers 0-1 (http_text.h, http_state.h), kerror.c, libcurl.
+ * Interface: http_error.h.
  */
-#include "http_internal.h"
+#include "http_error.h"
+#include "http_text.h"
+
+#include <string.h>
 
 /* ---------------------------------------------------------------------
  * Transport failure names: every CURLE_* code of libcurl 7.88, in enum
@@ -158,7 +164,8 @@ void knox_http_set_request_fields(lua_State *L, int req)
 /* [-0, +1, m] the knox.Error for a transfer (t may be NULL for failures
  * outside a transfer) that ended with rc, for the request table at req
  * (0: none). kind "transport"; cause = {curl_code, name, text, ambiguous}. */
-void knox_http_push_transport_error(lua_State *L, const Session *S, const Transfer *t, CURLcode rc, int req)
+void knox_http_push_transport_error(lua_State *L, const Session *S, const Transfer *t, CURLcode rc,
+                                    int req)
 {
   int flags;
   const char *name = code_name(rc, &flags);
@@ -182,7 +189,7 @@ void knox_http_push_transport_error(lua_State *L, const Session *S, const Transf
     lua_pushliteral(L, "out of memory while receiving the response");
   } else if (rc == CURLE_SEND_FAIL_REWIND) {
     /* the only rewind we refuse is libcurl's own resend of a write on a
-     * fresh connection after a reused one died (http.c, seek_refuse_cb) */
+     * fresh connection after a reused one died (http_transfer.c, seek_refuse_cb) */
     name = "CONNECTION_DIED";
     lua_pushliteral(L, "the connection closed before any response; the request was not sent again "
                        "because the server may have acted on it");
@@ -213,3 +220,30 @@ void knox_http_push_transport_error(lua_State *L, const Session *S, const Transf
   lua_settop(L, top + 1);
 }
 
+
+/* [-0, +1, m] the knox.Error for a broken curl multi handle. */
+void knox_http_push_multi_error(lua_State *L, CURLMcode mc, int req)
+{
+  const char *name = mc == CURLM_OUT_OF_MEMORY ? "OUT_OF_MEMORY" : "MULTI_ERROR";
+  knox_error_new(L, "transport", curl_multi_strerror(mc));
+  lua_createtable(L, 0, 4);
+  knox_error_setint(L, "multi_code", (lua_Integer)mc);
+  knox_error_setstr(L, "name", name);
+  knox_error_setstr(L, "text", curl_multi_strerror(mc));
+  knox_error_setbool(L, "ambiguous", 1);
+  lua_setfield(L, -2, "cause");
+  knox_error_setbool(L, "retryable", 0);
+  knox_http_set_request_fields(L, req);
+}
+
+/* [-0, +1, m] the knox.Error for a share handle that refused an option. */
+void knox_http_push_share_error(lua_State *L, CURLSHcode sc)
+{
+  knox_error_new(L, "transport", curl_share_strerror(sc));
+  lua_createtable(L, 0, 3);
+  knox_error_setint(L, "share_code", (lua_Integer)sc);
+  knox_error_setstr(L, "name", "SHARE_ERROR");
+  knox_error_setstr(L, "text", curl_share_strerror(sc));
+  lua_setfield(L, -2, "cause");
+  knox_error_setbool(L, "retryable", 0);
+}

@@ -1,10 +1,13 @@
 /*
- * http_text.c — raw HTTP text to Lua values, safely: response and request
- * header blocks to tables, and the redaction that keeps secrets out of
- * debug events and error urls.
+ * http_text.c — transport layer 0 (bottom): raw HTTP text to Lua values,
+ * safely: response and request header blocks to tables, and the redaction
+ * that keeps secrets out of debug events and error urls.
+ * May call: the Lua API and the C library only (no curl, no transport
+ * state, no other transport file). Interface: http_text.h.
  */
-#include "http_internal.h"
+#include "http_text.h"
 
+#include <string.h>
 #include <strings.h>
 
 /* ---------------------------------------------------------------------

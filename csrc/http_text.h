@@ -1,0 +1,29 @@
+/*
+ * http_text.h — transport layer 0 (bottom): raw HTTP text to Lua values
+ * (header blocks to tables) and redaction of secrets. Lua API only: no
+ * curl, no transport state; calls nothing in the transport.
+ * Defined in http_text.c. Stack effects as in Lua's manual.
+ */
+#ifndef KNOX_HTTP_TEXT_H
+#define KNOX_HTTP_TEXT_H
+
+#include "knox.h"
+
+#include <stddef.h>
+
+/* Redaction (to move, as is, into a shared text module). */
+/* [-0, +1, m] s[0..n) with every secret value replaced by "[redacted]". */
+void knox_http_push_redacted(lua_State *L, const char *s, size_t n);
+/* [-0, +1, m] url without userinfo and with secret query values redacted. */
+void knox_http_push_safe_url(lua_State *L, const char *url);
+
+/* Header blocks. */
+/* [-0, +0, m] tbl[lower(name)] = val (joined with sep to an earlier value
+ * when maybe_dup), redacted when redact is set. */
+void knox_http_add_header(lua_State *L, int tbl, const char *name, size_t nlen,
+                          const char *val, size_t vlen, int redact, const char *sep, int maybe_dup);
+/* [-0, +1, m] the header table of a block of lines; skip_first drops a
+ * status or request line. */
+void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip_first, int redact);
+
+#endif

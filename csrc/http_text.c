@@ -2,37 +2,35 @@
  * http_text.c — transport layer 0 (bottom): raw HTTP text to Lua values,
  * safely: response and request header blocks to tables, and the redaction
  * that keeps secrets out of debug events and error urls.
- * May call: the Lua API and the C library only (no curl, no transport
- * state, no other transport file). Interface: http_text.h.
+ * May call: the Lua API, the C library and the text-safety module
+ * (text.h: the secret-name table); no curl, no transport state, no other
+ * transport file. Interface: http_text.h.
  */
 #include "http_text.h"
+#include "text.h"
 
 #include <string.h>
 #include <strings.h>
 
 /* ---------------------------------------------------------------------
  * Redaction: secrets never reach the debug hook or an error's url.
- * Names are matched case-insensitively as whole words, then the value that
- * follows ':' or '=' is replaced: a JSON key's value (string, number,
- * object), a header's value to the end of the line, a form or query
- * field's value to the next separator.
+ * Which names are secret is the one table in text.c (knox_text_is_secret):
+ * a whole word (letters, digits, '_', '-') is looked up there, then the
+ * value that follows ':' or '=' is replaced: a JSON key's value (string,
+ * number, object), a header's value to the end of the line, a form or
+ * query field's value to the next separator.
  */
 typedef struct {
   const char *name;
   size_t len;
 } Name;
 
-#define N(s) {s, sizeof(s) - 1}
-static const Name secret_names[] = {
-  N("x-knox-apitoken"), N("authorization"), N("proxy-authorization"),
-  N("cookie"), N("set-cookie"), N("client_secret"), N("clientIdentifierJwt"),
-  N("accessToken"), N("access_token"), N("refresh_token"), N("Private"),
-  N("id_token"), N("password"), N("client_assertion"), N("token"),
-};
-#undef N
-#define NSECRETS (sizeof secret_names / sizeof secret_names[0])
-
 static const char REDACTED[] = "[redacted]";
+
+static unsigned char lower(unsigned char c)
+{
+  return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
 
 static int is_word(unsigned char c)
 {
@@ -40,24 +38,13 @@ static int is_word(unsigned char c)
          c == '_' || c == '-';
 }
 
-static unsigned char lower(unsigned char c)
-{
-  return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
-}
-
-/* The length of the secret name starting at s, or 0. */
+/* The length of the secret name (a whole word) starting at s, or 0. */
 static size_t match_secret(const char *s, size_t n)
 {
-  unsigned char c = lower((unsigned char)s[0]);
-  for (size_t k = 0; k < NSECRETS; k++) {
-    size_t len = secret_names[k].len;
-    if (lower((unsigned char)secret_names[k].name[0]) != c || len > n) continue;
-    if (strncasecmp(s, secret_names[k].name, len) == 0 &&
-        (len == n || !is_word((unsigned char)s[len]))) {
-      return len;
-    }
-  }
-  return 0;
+  size_t len = 0;
+  while (len < n && len < 256 && is_word((unsigned char)s[len])) len++;
+  if (len == 0 || (len < n && is_word((unsigned char)s[len]))) return 0;
+  return knox_text_is_secret(s, len, 0) ? len : 0;
 }
 
 static int is_secret_name(const char *s, size_t n)

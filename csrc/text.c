@@ -91,7 +91,7 @@ size_t knox_text_utf8_cut(const char *s, size_t n, size_t max)
  * ignoring case. Adding a secret name is adding a line here: every output
  * (error bodies, messages and urls, debug events, hooks, the command's
  * verbose output) redacts through this table. */
-enum { EXACT, PART, URL_ONLY };
+enum { EXACT, PART, URL_ONLY, PUBLIC };
 
 static const struct {
   const char *name;
@@ -104,6 +104,8 @@ static const struct {
   {"credential", PART}, {"session", PART}, {"private", PART}, {"cookie", PART},
   /* an OAuth authorization code in a URL; in bodies "code" is Knox's error code */
   {"code", URL_ONLY},
+  /* names a PART entry would catch that hold no secret (matched first) */
+  {"token_type", PUBLIC},
 };
 
 #define NSECRETS (sizeof secret_names / sizeof secret_names[0])
@@ -113,7 +115,11 @@ static const struct {
 int knox_text_is_secret(const char *k, size_t n, int url)
 {
   for (size_t i = 0; i < NSECRETS; i++) {
+    if (secret_names[i].match == PUBLIC && ci_eq(k, n, secret_names[i].name)) return 0;
+  }
+  for (size_t i = 0; i < NSECRETS; i++) {
     int m = secret_names[i].match;
+    if (m == PUBLIC) continue;
     if (m == PART ? ci_find(k, n, secret_names[i].name) != NULL
                   : (m == EXACT || url) && ci_eq(k, n, secret_names[i].name)) {
       return 1;
@@ -399,10 +405,10 @@ static int l_is_secret(lua_State *L)
 }
 
 /* text.secret_names(): [-0, +1, m] the secret-name table as a new list of
- * { name =, match = "exact" | "part" | "url" }. */
+ * { name =, match = "exact" | "part" | "url" | "public" }. */
 static int l_secret_names(lua_State *L)
 {
-  static const char *const how[] = {"exact", "part", "url"};
+  static const char *const how[] = {"exact", "part", "url", "public"};
   lua_createtable(L, (int)NSECRETS, 0);
   for (size_t i = 0; i < NSECRETS; i++) {
     lua_createtable(L, 0, 2);

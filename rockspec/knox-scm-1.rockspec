@@ -21,6 +21,9 @@ simulator is included for offline tests.
 dependencies = {
   "lua >= 5.4",
 }
+-- LuaFileSystem (Debian: lua-filesystem) is optional: with it, a service
+-- file put beside the shipped ones (lua/knox/services/) is found on its
+-- own; without it only the shipped services and package.preload are.
 
 -- The simulator (knox.sim, `knox sim`) also needs luasocket, luasec,
 -- luaossl and lua-cjson; it is optional and says which package is missing
@@ -41,9 +44,10 @@ build = {
   modules = {
     ["knox.core"] = {
       sources = {
-        "csrc/catalog.c", "csrc/clock.c", "csrc/core.c", "csrc/errors.c",
-        "csrc/http.c", "csrc/http_batch.c", "csrc/http_debug.c", "csrc/http_error.c",
-        "csrc/http_text.c", "csrc/json.c", "csrc/kerror.c", "csrc/key.c",
+        "csrc/catalog.c", "csrc/catalog_find.c", "csrc/clock.c", "csrc/core.c",
+        "csrc/errors.c", "csrc/http.c", "csrc/http_batch.c", "csrc/http_debug.c",
+        "csrc/http_error.c", "csrc/http_request.c", "csrc/http_session.c", "csrc/http_text.c",
+        "csrc/http_transfer.c", "csrc/json.c", "csrc/kerror.c", "csrc/key.c", "csrc/text.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "cjson", "ssl", "crypto", "dl", "pthread" },
@@ -54,15 +58,23 @@ build = {
     ["knox.auth"] = "lua/knox/auth.lua",
     ["knox.cli"] = "lua/knox/cli.lua",
     ["knox.client"] = "lua/knox/client.lua",
+    ["knox.config"] = "lua/knox/config.lua",
     ["knox.errors"] = "lua/knox/errors.lua",
+    ["knox.headers"] = "lua/knox/headers.lua",
     ["knox.pager"] = "lua/knox/pager.lua",
     ["knox.retry"] = "lua/knox/retry.lua",
     ["knox.service"] = "lua/knox/service.lua",
+    ["knox.services.auth"] = "lua/knox/services/auth.lua",
+    ["knox.services.hosts"] = "lua/knox/services/hosts.lua",
+    ["knox.services"] = "lua/knox/services/init.lua",
+    ["knox.services.kai"] = "lua/knox/services/kai.lua",
     ["knox.services.kc"] = "lua/knox/services/kc.lua",
     ["knox.services.kdp"] = "lua/knox/services/kdp.lua",
     ["knox.services.kg"] = "lua/knox/services/kg.lua",
     ["knox.services.kme"] = "lua/knox/services/kme.lua",
     ["knox.services.msp"] = "lua/knox/services/msp.lua",
+    ["knox.services.oauth2"] = "lua/knox/services/oauth2.lua",
+    ["knox.services.samsung_account"] = "lua/knox/services/samsung_account.lua",
     ["knox.sim.auth"] = "lua/knox/sim/auth.lua",
     ["knox.sim.codec"] = "lua/knox/sim/codec.lua",
     ["knox.sim.control"] = "lua/knox/sim/control.lua",
@@ -81,6 +93,8 @@ build = {
     ["knox.sim.msp"] = "lua/knox/sim/msp.lua",
     ["knox.sim.router"] = "lua/knox/sim/router.lua",
     ["knox.sim.state"] = "lua/knox/sim/state.lua",
+    ["knox.text"] = "lua/knox/text.lua",
+    ["knox.url"] = "lua/knox/url.lua",
   },
   install = {
     bin = { knox = "bin/knox", ["knox-sim"] = "bin/knox-sim" },

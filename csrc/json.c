@@ -27,15 +27,9 @@
  *   mark, which is skipped, counts). A repeated object key: the last wins.
  * - max_depth (default 512) may be 1..1000: cJSON cannot nest deeper.
  */
-/* dladdr and RTLD_NODELETE, to pin this library while cJSON holds hooks
- * into it (see install_hooks) */
-#define _GNU_SOURCE
-
 #include "knox.h"
 
 #include <cjson/cJSON.h>
-#include <dlfcn.h>
-#include <pthread.h>
 
 #include <locale.h>
 #include <stdarg.h>
@@ -661,110 +655,6 @@ static int l_encode(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
-/* Arena for cJSON's nodes                                             */
-/* ------------------------------------------------------------------ */
-
-/* cJSON allocates every node and string with its own malloc and frees them
- * one by one; that was a third of decode time. Its allocation hooks
- * (cJSON_InitHooks) are process-wide, shared with every other cJSON user in
- * the process, so ours are safe for them: the arena is found through a
- * thread-local pointer that is set only while this thread runs
- * cJSON_ParseWithLengthOpts inside json.decode; at any other time, and on
- * any other thread, the hooks are plain malloc and free. Nothing can raise
- * while the pointer is set (only cJSON runs), and an arena's tree is never
- * handed to cJSON_Delete: the guard frees the chunks at once.
- * Limitation: a host program that installed its own cJSON hooks before
- * loading knox has them replaced by ours (cJSON cannot chain them). */
-
-#define ARENA_ALIGN 16
-#define ARENA_HEAD 16              /* chunk link, padded to ARENA_ALIGN */
-#define ARENA_FIRST (64 * 1024)
-#define ARENA_MAX (4 * 1024 * 1024)
-
-struct arena {
-  char *cur, *end;
-  void *chunks;                    /* linked through each chunk's first word */
-  size_t next;                     /* size of the next chunk */
-  size_t nallocs;
-  int failed;
-};
-
-static _Thread_local struct arena *tls_arena;
-static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
-static int hooks_installed;        /* written once, under hooks_once */
-
-static void *arena_chunk(struct arena *a, size_t n)
-{
-  char *c = malloc(ARENA_HEAD + n);
-  if (c == NULL) {
-    a->failed = 1;
-    return NULL;
-  }
-  *(void **)(void *)c = a->chunks;
-  a->chunks = c;
-  return c + ARENA_HEAD;
-}
-
-static void *arena_alloc(struct arena *a, size_t n)
-{
-  if (n > ((size_t)-1) / 2) {
-    a->failed = 1;
-    return NULL;
-  }
-  n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-  a->nallocs++;
-  if ((size_t)(a->end - a->cur) >= n) {
-    void *p = a->cur;
-    a->cur += n;
-    return p;
-  }
-  if (n > a->next / 4) return arena_chunk(a, n);   /* large: a chunk of its own */
-  char *d = arena_chunk(a, a->next);
-  if (d == NULL) return NULL;
-  a->cur = d + n;
-  a->end = d + a->next;
-  if (a->next < ARENA_MAX) a->next *= 2;
-  return d;
-}
-
-static void arena_free(struct arena *a)
-{
-  void *c = a->chunks;
-  while (c != NULL) {
-    void *next = *(void **)c;
-    free(c);
-    c = next;
-  }
-  a->chunks = NULL;
-  a->cur = a->end = NULL;
-}
-
-static void *hook_malloc(size_t n)
-{
-  struct arena *a = tls_arena;
-  return a != NULL ? arena_alloc(a, n) : malloc(n);
-}
-
-static void hook_free(void *p)
-{
-  if (tls_arena == NULL) free(p);   /* arena memory goes with its arena */
-}
-
-/* Once per process. The hooks point into this library, and lua_close
- * dlcloses C modules, after which cJSON would call unmapped code; so the
- * library is pinned (RTLD_NODELETE) first, and without a pin there are no
- * hooks and no arena (decode then uses malloc, only slower). */
-static void install_hooks(void)
-{
-  Dl_info info;
-  if (dladdr((void *)hook_malloc, &info) == 0 || info.dli_fname == NULL) return;
-  if (dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) == NULL) return;
-  cJSON_Hooks hooks = {hook_malloc, hook_free};
-  cJSON_InitHooks(&hooks);
-  hooks_installed = 1;
-}
-
-/* ------------------------------------------------------------------ */
 /* Decoder                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -1131,21 +1021,18 @@ static int diagnose(const unsigned char *s, size_t len, size_t start, int max_de
   }
 }
 
-/* The cJSON tree of one decode call and its arena, freed by close
- * (__close, and __gc as a backstop). */
+/* The cJSON tree of one decode call, freed by close (__close, and __gc as
+ * a backstop), also when an error unwinds the walk. */
 struct guard {
   cJSON *root;
-  int malloced;         /* the tree came from malloc, not the arena */
-  struct arena arena;
 };
 
 /* guard:close(): [-0, +0, -] frees the tree; idempotent. */
 static int l_guard_close(lua_State *L)
 {
   struct guard *g = luaL_checkudata(L, 1, GUARD_MT);
-  if (g->root != NULL && g->malloced) cJSON_Delete(g->root);
+  if (g->root != NULL) cJSON_Delete(g->root);
   g->root = NULL;
-  arena_free(&g->arena);
   return 0;
 }
 
@@ -1248,7 +1135,9 @@ static void dec_string(struct dec *d, const char *text)
   int err = scan_string(d->s, d->len, &p, &flags);
   if (err != DE_NONE) dec_error(d, err, p);
   if (text == NULL) dec_error(d, DE_PARSER, start);
-  if (!(flags & STR_ESC)) lua_pushlstring(d->L, text, p - start - 2);
+  /* no escapes: the bytes are in the source, already in cache (cJSON's
+   * copy is one more allocation to touch) */
+  if (!(flags & STR_ESC)) lua_pushlstring(d->L, (const char *)d->s + start + 1, p - start - 2);
   else if (!(flags & STR_NUL)) lua_pushstring(d->L, text);
   else push_unescaped(d->L, d->s + start + 1, d->s + p - 1);
   d->pos = p;
@@ -1350,8 +1239,7 @@ static int l_decode(lua_State *L)
   lua_settop(L, 2);
 
   struct guard *g = lua_newuserdatauv(L, sizeof *g, 0);
-  memset(g, 0, sizeof *g);
-  g->arena.next = ARENA_FIRST;
+  g->root = NULL;
   luaL_setmetatable(L, GUARD_MT);
   lua_toclose(L, 3);
   luaL_getmetatable(L, ARRAY_MT);
@@ -1360,12 +1248,7 @@ static int l_decode(lua_State *L)
    * strip it here so every length is treated alike */
   size_t base = len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
   const char *end = NULL;
-  if (hooks_installed) tls_arena = &g->arena;
   g->root = cJSON_ParseWithLengthOpts((const char *)s + base, len - base, &end, 0);
-  tls_arena = NULL;
-  /* nallocs == 0: someone replaced the hooks; the tree is theirs to free */
-  g->malloced = !hooks_installed || g->arena.nallocs == 0;
-  if (g->arena.failed) return luaL_error(L, "not enough memory");
   size_t stop = end != NULL ? (size_t)(end - (const char *)s) : base;
   if (g->root != NULL) {
     while (stop < len && is_ws(s[stop])) stop++;
@@ -1449,7 +1332,5 @@ int knox_json_open(lua_State *L)
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_setfield(L, -2, "json");
-
-  pthread_once(&hooks_once, install_hooks);
   return 0;
 }

@@ -13,6 +13,13 @@
  * whitespace cJSON skipped. When cJSON rejects the text, a small recognizer
  * finds the first error and its byte offset, because cJSON's own error
  * position is approximate (it points at the last byte for a truncated text).
+ * A large text is handed to cJSON in pieces (see decode_split), so that no
+ * tree is ever larger than a few cache-sized pieces.
+ *
+ * No process-wide state: cJSON's allocator hooks are left alone (they are
+ * shared with every other cJSON user in the process), and nothing here is
+ * mutable outside one call's stack and Lua state, so independent lua_States
+ * may decode and encode on several threads at once.
  *
  * Choices where RFC 8259 or the issue leave room:
  * - Decoded arrays carry the marker metatable array_mt (so an empty one
@@ -1221,6 +1228,177 @@ static void dec_value(struct dec *d, const cJSON *node, int depth)
   }
 }
 
+/* decode_split: large texts are parsed in pieces. A cJSON tree of a whole large text is
+ * many times the text's size and cold in cache by the time it is walked;
+ * cJSON_Delete then visits it once more. So when the text is a container
+ * longer than SPLIT_BYTES, decode_split reads that container's own
+ * punctuation and keys itself and hands each member value to cJSON on its
+ * own (recursing into members that are themselves that large): every tree
+ * is small, walked while hot, and freed into malloc's caches for the next
+ * one. cJSON still parses every value.
+ * The split reader is strict (RFC 8259 whitespace only, and it checks the
+ * bytes between a member's last token and cJSON's end), so it accepts no
+ * text the whole-text path would refuse, and builds the same values with
+ * the same walk. On anything else it gives up (raises inside a protected
+ * call) and l_decode runs the whole-text path from the start, which gives
+ * the error and offset the whole-text path always gave. */
+#ifndef SPLIT_BYTES   /* -DSPLIT_BYTES=2 makes nearly every text split, for testing */
+#define SPLIT_BYTES (16 * 1024)
+#endif
+
+struct split {
+  lua_State *L;
+  const unsigned char *s;
+  size_t len, pos;
+  int max_depth;
+  struct guard *g;
+};
+
+static void split_fail(lua_State *L)
+{
+  lua_pushnil(L);
+  lua_error(L);
+}
+
+static void split_ws(struct split *sp)
+{
+  while (sp->pos < sp->len && is_ws(sp->s[sp->pos])) sp->pos++;
+}
+
+/* Bytes split_fits stops at outside strings, and inside them. */
+static const unsigned char fits_out[256] = {
+  ['"'] = 1, ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1,
+};
+static const unsigned char fits_in[256] = {['"'] = 1, ['\\'] = 1};
+
+/* Whether the container starting at p closes within SPLIT_BYTES. Only a
+ * size estimate: strings are skipped without checking them. */
+static int split_fits(const unsigned char *s, size_t len, size_t p)
+{
+  size_t lim = len - p > SPLIT_BYTES ? p + SPLIT_BYTES : len;
+  int depth = 0;
+  for (;;) {
+    while (p < lim && !fits_out[s[p]]) p++;
+    if (p >= lim) return 0;
+    unsigned c = s[p++];
+    if (c == '"') {
+      for (;;) {
+        while (p < lim && !fits_in[s[p]]) p++;
+        if (p >= lim) return 0;
+        if (s[p] == '"') break;
+        p += 2;
+      }
+      p++;
+    } else if (c == '[' || c == '{') {
+      depth++;
+    } else if (--depth == 0) {
+      return 1;
+    }
+  }
+}
+
+/* Pushes the value at sp->pos (a token's first byte) parsed by cJSON on
+ * its own, and moves past it. */
+static void split_piece(struct split *sp, int depth)
+{
+  lua_State *L = sp->L;
+  const char *end = NULL;
+  const char *at = (const char *)sp->s + sp->pos;
+  sp->g->root = cJSON_ParseWithLengthOpts(at, sp->len - sp->pos, &end, 0);
+  if (sp->g->root == NULL || end == NULL) split_fail(L);
+  struct dec d = {L, sp->s, sp->len, sp->pos, sp->max_depth, 3};
+  dec_value(&d, sp->g->root, depth);
+  cJSON_Delete(sp->g->root);
+  sp->g->root = NULL;
+  size_t stop = (size_t)(end - (const char *)sp->s);
+  /* what the whole-text walk would have stepped over before its next token */
+  for (size_t p = d.pos; p < stop; p++) {
+    if (!cursor_skip[sp->s[p]]) split_fail(L);
+  }
+  sp->pos = stop;
+}
+
+/* check: 0 to parse the value as one piece, 1 to split it if it is a
+ * large container, 2 when it is known to be one. */
+static void split_value(struct split *sp, int depth, int check)
+{
+  lua_State *L = sp->L;
+  const unsigned char *s = sp->s;
+  unsigned c = s[sp->pos];
+  if ((c != '[' && c != '{') || check == 0 || (check == 1 && split_fits(s, sp->len, sp->pos))) {
+    split_piece(sp, depth);
+    return;
+  }
+  if (depth >= sp->max_depth) split_fail(L);
+  luaL_checkstack(L, 6, "JSON nesting");
+  lua_newtable(L);
+  int t = lua_gettop(L);
+  sp->pos++;
+  split_ws(sp);
+  if (sp->pos >= sp->len) split_fail(L);
+  if (s[sp->pos] == (c == '[' ? ']' : '}')) {
+    sp->pos++;
+  } else {
+    lua_Integer i = 0;
+    /* An object's members are each checked (a wrapper may hold small
+     * members and one large one, in any order). An array's items are
+     * assumed to be alike: the next one is checked only when this one was
+     * not small, so a page of many small items is not scanned twice. */
+    int next_check = 1;
+    for (;;) {
+      if (c == '{') {
+        size_t p = sp->pos;
+        unsigned flags;
+        if (s[p] != '"' || scan_string(s, sp->len, &p, &flags) != DE_NONE) split_fail(L);
+        if (!(flags & STR_ESC)) lua_pushlstring(L, (const char *)s + sp->pos + 1, p - sp->pos - 2);
+        else push_unescaped(L, s + sp->pos + 1, s + p - 1);
+        sp->pos = p;
+        split_ws(sp);
+        if (sp->pos >= sp->len || s[sp->pos] != ':') split_fail(L);
+        sp->pos++;
+        split_ws(sp);
+      }
+      if (sp->pos >= sp->len) split_fail(L);
+      size_t start = sp->pos;
+      split_value(sp, depth + 1, c == '{' || next_check);
+      next_check = sp->pos - start > SPLIT_BYTES / 16;
+      if (c == '{') lua_rawset(L, t);   /* a repeated key: the last one wins */
+      else lua_rawseti(L, t, ++i);
+      split_ws(sp);
+      if (sp->pos >= sp->len) split_fail(L);
+      if (s[sp->pos] == ',') {
+        sp->pos++;
+        split_ws(sp);
+        continue;
+      }
+      if (s[sp->pos] != (c == '[' ? ']' : '}')) split_fail(L);
+      sp->pos++;
+      break;
+    }
+  }
+  if (c == '[') {
+    lua_pushvalue(L, 3);
+    lua_setmetatable(L, t);
+  }
+}
+
+/* Protected: [1] the struct split (light userdata). Returns the value, or
+ * raises when the text is not for the split reader. */
+static int l_decode_split(lua_State *L)
+{
+  struct split *sp = lua_touserdata(L, 1);
+  sp->L = L;
+  sp->g = lua_newuserdatauv(L, sizeof *sp->g, 0);
+  sp->g->root = NULL;
+  luaL_setmetatable(L, GUARD_MT);
+  lua_toclose(L, 2);
+  luaL_getmetatable(L, ARRAY_MT);
+  split_value(sp, 0, 2);
+  split_ws(sp);
+  if (sp->pos != sp->len) split_fail(L);
+  return 1;
+}
+
 /* json.decode(s [, opts]): [-0, +1, e] the Lua value of JSON text s.
  * Integer literals that fit lua_Integer come back as integers, other numbers
  * as floats; arrays carry array_mt; objects are plain tables; null is
@@ -1247,6 +1425,18 @@ static int l_decode(lua_State *L)
   /* cJSON skips a byte order mark only in texts longer than 4 bytes;
    * strip it here so every length is treated alike */
   size_t base = len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  if (len - base > SPLIT_BYTES) {
+    struct split sp = {L, s, len, base, max_depth, NULL};
+    split_ws(&sp);
+    if (sp.pos < len && (s[sp.pos] == '[' || s[sp.pos] == '{') && !split_fits(s, len, sp.pos)) {
+      lua_pushcfunction(L, l_decode_split);
+      lua_pushlightuserdata(L, &sp);
+      int status = lua_pcall(L, 1, 1, 0);
+      if (status == LUA_OK) return 1;
+      if (status == LUA_ERRMEM) return lua_error(L);
+      lua_pop(L, 1);   /* not for the split reader: the whole-text path says why */
+    }
+  }
   const char *end = NULL;
   g->root = cJSON_ParseWithLengthOpts((const char *)s + base, len - base, &end, 0);
   size_t stop = end != NULL ? (size_t)(end - (const char *)s) : base;

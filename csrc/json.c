@@ -38,7 +38,7 @@
 
 #include <cjson/cJSON.h>
 
-#include <locale.h>
+#include <langinfo.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdint.h>
@@ -81,6 +81,15 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return 4;
   }
   return 0;
+}
+
+/* The decimal point printf and strtod use on this thread (LC_NUMERIC).
+ * nl_langinfo, not localeconv: localeconv fills one static struct shared
+ * by every thread of the process. */
+static const char *radix_point(void)
+{
+  const char *dp = nl_langinfo(RADIXCHAR);
+  return dp != NULL ? dp : ".";
 }
 
 /* Reads an integer option in [1, DEPTH_LIMIT] or a boolean option from the
@@ -408,7 +417,7 @@ static size_t fmt_float(char *out, double x)
     if (strtod(out, NULL) == x) break;
   }
   /* printf and strtod follow LC_NUMERIC; JSON wants '.' */
-  const char *dp = localeconv()->decimal_point;
+  const char *dp = radix_point();
   size_t dl = strlen(dp);
   if (dl > 0 && !(dl == 1 && dp[0] == '.')) {
     char *at = strstr(out, dp);
@@ -893,7 +902,7 @@ static int literal_overflows(const unsigned char *s, size_t n)
   char small[128];
   char *b = n < sizeof small ? small : malloc(n + 1);
   if (b == NULL) return 0;
-  const char *dp = localeconv()->decimal_point;
+  const char *dp = radix_point();
   memcpy(b, s, n);
   b[n] = '\0';
   char *dot = memchr(b, '.', n);

@@ -1314,12 +1314,12 @@ static void split_piece(struct split *sp, int depth)
   const char *end = NULL;
   const char *at = (const char *)sp->s + sp->pos;
   sp->g->root = cJSON_ParseWithLengthOpts(at, sp->len - sp->pos, &end, 0);
+  size_t stop = end != NULL ? (size_t)(end - (const char *)sp->s) : 0;
   if (sp->g->root == NULL || end == NULL) split_fail(L);
   struct dec d = {L, sp->s, sp->len, sp->pos, sp->max_depth, 3};
   dec_value(&d, sp->g->root, depth);
   cJSON_Delete(sp->g->root);
   sp->g->root = NULL;
-  size_t stop = (size_t)(end - (const char *)sp->s);
   /* what the whole-text walk would have stepped over before its next token */
   for (size_t p = d.pos; p < stop; p++) {
     if (!cursor_skip[sp->s[p]]) split_fail(L);

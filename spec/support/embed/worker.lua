@@ -3,6 +3,7 @@
 -- together). arg: keys.json path, expectations file (written by
 -- spec/embed_spec.lua in its own, single-threaded process), URL of an echo
 -- server, rounds. Returns "ok ..." or raises at the first mismatch.
+-- luacheck: globals THREAD sync
 local keyfile, expect_file, url, rounds = arg[1], arg[2], arg[3], assert(tonumber(arg[4]))
 
 local function check(cond, what, ...)

@@ -12,7 +12,9 @@ SO        = $(BUILD)/knox/core.so
 
 OPT      ?= -O2
 WARN      = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
-KCFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC $(OPT) $(WARN) \
+# -fvisibility=hidden: core.so exports luaopen_knox_core only (core.c marks
+# it), so its knox_* functions cannot clash with a host's symbols.
+KCFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPT) $(WARN) \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 # Lua modules must not link liblua: the host interpreter provides it.
 KLIBS     = $(shell pkg-config --libs libcurl libcjson openssl 2>/dev/null) $(LDFLAGS)

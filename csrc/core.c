@@ -19,7 +19,9 @@ static const lua_CFunction parts[] = {
   knox_text_open,
 };
 
-int luaopen_knox_core(lua_State *L);
+/* The one symbol core.so exports: everything else is built with
+ * -fvisibility=hidden (Makefile KCFLAGS). */
+__attribute__((visibility("default"))) int luaopen_knox_core(lua_State *L);
 
 /* luaopen_knox_core: [-0, +1, e] returns the module table. */
 int luaopen_knox_core(lua_State *L)

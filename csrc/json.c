@@ -13,6 +13,13 @@
  * whitespace cJSON skipped. When cJSON rejects the text, a small recognizer
  * finds the first error and its byte offset, because cJSON's own error
  * position is approximate (it points at the last byte for a truncated text).
+ * A large text is handed to cJSON in pieces (see decode_split), so that no
+ * tree is ever larger than a few cache-sized pieces.
+ *
+ * No process-wide state: cJSON's allocator hooks are left alone (they are
+ * shared with every other cJSON user in the process), and nothing here is
+ * mutable outside one call's stack and Lua state, so independent lua_States
+ * may decode and encode on several threads at once.
  *
  * Choices where RFC 8259 or the issue leave room:
  * - Decoded arrays carry the marker metatable array_mt (so an empty one
@@ -27,17 +34,11 @@
  *   mark, which is skipped, counts). A repeated object key: the last wins.
  * - max_depth (default 512) may be 1..1000: cJSON cannot nest deeper.
  */
-/* dladdr and RTLD_NODELETE, to pin this library while cJSON holds hooks
- * into it (see install_hooks) */
-#define _GNU_SOURCE
-
 #include "knox.h"
 
 #include <cjson/cJSON.h>
-#include <dlfcn.h>
-#include <pthread.h>
 
-#include <locale.h>
+#include <langinfo.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdint.h>
@@ -80,6 +81,15 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return 4;
   }
   return 0;
+}
+
+/* The decimal point printf and strtod use on this thread (LC_NUMERIC).
+ * nl_langinfo, not localeconv: localeconv fills one static struct shared
+ * by every thread of the process. */
+static const char *radix_point(void)
+{
+  const char *dp = nl_langinfo(RADIXCHAR);
+  return dp != NULL ? dp : ".";
 }
 
 /* Reads an integer option in [1, DEPTH_LIMIT] or a boolean option from the
@@ -407,7 +417,7 @@ static size_t fmt_float(char *out, double x)
     if (strtod(out, NULL) == x) break;
   }
   /* printf and strtod follow LC_NUMERIC; JSON wants '.' */
-  const char *dp = localeconv()->decimal_point;
+  const char *dp = radix_point();
   size_t dl = strlen(dp);
   if (dl > 0 && !(dl == 1 && dp[0] == '.')) {
     char *at = strstr(out, dp);
@@ -661,110 +671,6 @@ static int l_encode(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
-/* Arena for cJSON's nodes                                             */
-/* ------------------------------------------------------------------ */
-
-/* cJSON allocates every node and string with its own malloc and frees them
- * one by one; that was a third of decode time. Its allocation hooks
- * (cJSON_InitHooks) are process-wide, shared with every other cJSON user in
- * the process, so ours are safe for them: the arena is found through a
- * thread-local pointer that is set only while this thread runs
- * cJSON_ParseWithLengthOpts inside json.decode; at any other time, and on
- * any other thread, the hooks are plain malloc and free. Nothing can raise
- * while the pointer is set (only cJSON runs), and an arena's tree is never
- * handed to cJSON_Delete: the guard frees the chunks at once.
- * Limitation: a host program that installed its own cJSON hooks before
- * loading knox has them replaced by ours (cJSON cannot chain them). */
-
-#define ARENA_ALIGN 16
-#define ARENA_HEAD 16              /* chunk link, padded to ARENA_ALIGN */
-#define ARENA_FIRST (64 * 1024)
-#define ARENA_MAX (4 * 1024 * 1024)
-
-struct arena {
-  char *cur, *end;
-  void *chunks;                    /* linked through each chunk's first word */
-  size_t next;                     /* size of the next chunk */
-  size_t nallocs;
-  int failed;
-};
-
-static _Thread_local struct arena *tls_arena;
-static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
-static int hooks_installed;        /* written once, under hooks_once */
-
-static void *arena_chunk(struct arena *a, size_t n)
-{
-  char *c = malloc(ARENA_HEAD + n);
-  if (c == NULL) {
-    a->failed = 1;
-    return NULL;
-  }
-  *(void **)(void *)c = a->chunks;
-  a->chunks = c;
-  return c + ARENA_HEAD;
-}
-
-static void *arena_alloc(struct arena *a, size_t n)
-{
-  if (n > ((size_t)-1) / 2) {
-    a->failed = 1;
-    return NULL;
-  }
-  n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-  a->nallocs++;
-  if ((size_t)(a->end - a->cur) >= n) {
-    void *p = a->cur;
-    a->cur += n;
-    return p;
-  }
-  if (n > a->next / 4) return arena_chunk(a, n);   /* large: a chunk of its own */
-  char *d = arena_chunk(a, a->next);
-  if (d == NULL) return NULL;
-  a->cur = d + n;
-  a->end = d + a->next;
-  if (a->next < ARENA_MAX) a->next *= 2;
-  return d;
-}
-
-static void arena_free(struct arena *a)
-{
-  void *c = a->chunks;
-  while (c != NULL) {
-    void *next = *(void **)c;
-    free(c);
-    c = next;
-  }
-  a->chunks = NULL;
-  a->cur = a->end = NULL;
-}
-
-static void *hook_malloc(size_t n)
-{
-  struct arena *a = tls_arena;
-  return a != NULL ? arena_alloc(a, n) : malloc(n);
-}
-
-static void hook_free(void *p)
-{
-  if (tls_arena == NULL) free(p);   /* arena memory goes with its arena */
-}
-
-/* Once per process. The hooks point into this library, and lua_close
- * dlcloses C modules, after which cJSON would call unmapped code; so the
- * library is pinned (RTLD_NODELETE) first, and without a pin there are no
- * hooks and no arena (decode then uses malloc, only slower). */
-static void install_hooks(void)
-{
-  Dl_info info;
-  if (dladdr((void *)hook_malloc, &info) == 0 || info.dli_fname == NULL) return;
-  if (dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) == NULL) return;
-  cJSON_Hooks hooks = {hook_malloc, hook_free};
-  cJSON_InitHooks(&hooks);
-  hooks_installed = 1;
-}
-
-/* ------------------------------------------------------------------ */
 /* Decoder                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -996,7 +902,7 @@ static int literal_overflows(const unsigned char *s, size_t n)
   char small[128];
   char *b = n < sizeof small ? small : malloc(n + 1);
   if (b == NULL) return 0;
-  const char *dp = localeconv()->decimal_point;
+  const char *dp = radix_point();
   memcpy(b, s, n);
   b[n] = '\0';
   char *dot = memchr(b, '.', n);
@@ -1131,21 +1037,18 @@ static int diagnose(const unsigned char *s, size_t len, size_t start, int max_de
   }
 }
 
-/* The cJSON tree of one decode call and its arena, freed by close
- * (__close, and __gc as a backstop). */
+/* The cJSON tree of one decode call, freed by close (__close, and __gc as
+ * a backstop), also when an error unwinds the walk. */
 struct guard {
   cJSON *root;
-  int malloced;         /* the tree came from malloc, not the arena */
-  struct arena arena;
 };
 
 /* guard:close(): [-0, +0, -] frees the tree; idempotent. */
 static int l_guard_close(lua_State *L)
 {
   struct guard *g = luaL_checkudata(L, 1, GUARD_MT);
-  if (g->root != NULL && g->malloced) cJSON_Delete(g->root);
+  if (g->root != NULL) cJSON_Delete(g->root);
   g->root = NULL;
-  arena_free(&g->arena);
   return 0;
 }
 
@@ -1248,7 +1151,9 @@ static void dec_string(struct dec *d, const char *text)
   int err = scan_string(d->s, d->len, &p, &flags);
   if (err != DE_NONE) dec_error(d, err, p);
   if (text == NULL) dec_error(d, DE_PARSER, start);
-  if (!(flags & STR_ESC)) lua_pushlstring(d->L, text, p - start - 2);
+  /* no escapes: the bytes are in the source, already in cache (cJSON's
+   * copy is one more allocation to touch) */
+  if (!(flags & STR_ESC)) lua_pushlstring(d->L, (const char *)d->s + start + 1, p - start - 2);
   else if (!(flags & STR_NUL)) lua_pushstring(d->L, text);
   else push_unescaped(d->L, d->s + start + 1, d->s + p - 1);
   d->pos = p;
@@ -1332,6 +1237,177 @@ static void dec_value(struct dec *d, const cJSON *node, int depth)
   }
 }
 
+/* decode_split: large texts are parsed in pieces. A cJSON tree of a whole large text is
+ * many times the text's size and cold in cache by the time it is walked;
+ * cJSON_Delete then visits it once more. So when the text is a container
+ * longer than SPLIT_BYTES, decode_split reads that container's own
+ * punctuation and keys itself and hands each member value to cJSON on its
+ * own (recursing into members that are themselves that large): every tree
+ * is small, walked while hot, and freed into malloc's caches for the next
+ * one. cJSON still parses every value.
+ * The split reader is strict (RFC 8259 whitespace only, and it checks the
+ * bytes between a member's last token and cJSON's end), so it accepts no
+ * text the whole-text path would refuse, and builds the same values with
+ * the same walk. On anything else it gives up (raises inside a protected
+ * call) and l_decode runs the whole-text path from the start, which gives
+ * the error and offset the whole-text path always gave. */
+#ifndef SPLIT_BYTES   /* -DSPLIT_BYTES=2 makes nearly every text split, for testing */
+#define SPLIT_BYTES (16 * 1024)
+#endif
+
+struct split {
+  lua_State *L;
+  const unsigned char *s;
+  size_t len, pos;
+  int max_depth;
+  struct guard *g;
+};
+
+static void split_fail(lua_State *L)
+{
+  lua_pushnil(L);
+  lua_error(L);
+}
+
+static void split_ws(struct split *sp)
+{
+  while (sp->pos < sp->len && is_ws(sp->s[sp->pos])) sp->pos++;
+}
+
+/* Bytes split_fits stops at outside strings, and inside them. */
+static const unsigned char fits_out[256] = {
+  ['"'] = 1, ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1,
+};
+static const unsigned char fits_in[256] = {['"'] = 1, ['\\'] = 1};
+
+/* Whether the container starting at p closes within SPLIT_BYTES. Only a
+ * size estimate: strings are skipped without checking them. */
+static int split_fits(const unsigned char *s, size_t len, size_t p)
+{
+  size_t lim = len - p > SPLIT_BYTES ? p + SPLIT_BYTES : len;
+  int depth = 0;
+  for (;;) {
+    while (p < lim && !fits_out[s[p]]) p++;
+    if (p >= lim) return 0;
+    unsigned c = s[p++];
+    if (c == '"') {
+      for (;;) {
+        while (p < lim && !fits_in[s[p]]) p++;
+        if (p >= lim) return 0;
+        if (s[p] == '"') break;
+        p += 2;
+      }
+      p++;
+    } else if (c == '[' || c == '{') {
+      depth++;
+    } else if (--depth == 0) {
+      return 1;
+    }
+  }
+}
+
+/* Pushes the value at sp->pos (a token's first byte) parsed by cJSON on
+ * its own, and moves past it. */
+static void split_piece(struct split *sp, int depth)
+{
+  lua_State *L = sp->L;
+  const char *end = NULL;
+  const char *at = (const char *)sp->s + sp->pos;
+  sp->g->root = cJSON_ParseWithLengthOpts(at, sp->len - sp->pos, &end, 0);
+  size_t stop = end != NULL ? (size_t)(end - (const char *)sp->s) : 0;
+  if (sp->g->root == NULL || end == NULL) split_fail(L);
+  struct dec d = {L, sp->s, sp->len, sp->pos, sp->max_depth, 3};
+  dec_value(&d, sp->g->root, depth);
+  cJSON_Delete(sp->g->root);
+  sp->g->root = NULL;
+  /* what the whole-text walk would have stepped over before its next token */
+  for (size_t p = d.pos; p < stop; p++) {
+    if (!cursor_skip[sp->s[p]]) split_fail(L);
+  }
+  sp->pos = stop;
+}
+
+/* check: 0 to parse the value as one piece, 1 to split it if it is a
+ * large container, 2 when it is known to be one. */
+static void split_value(struct split *sp, int depth, int check)
+{
+  lua_State *L = sp->L;
+  const unsigned char *s = sp->s;
+  unsigned c = s[sp->pos];
+  if ((c != '[' && c != '{') || check == 0 || (check == 1 && split_fits(s, sp->len, sp->pos))) {
+    split_piece(sp, depth);
+    return;
+  }
+  if (depth >= sp->max_depth) split_fail(L);
+  luaL_checkstack(L, 6, "JSON nesting");
+  lua_newtable(L);
+  int t = lua_gettop(L);
+  sp->pos++;
+  split_ws(sp);
+  if (sp->pos >= sp->len) split_fail(L);
+  if (s[sp->pos] == (c == '[' ? ']' : '}')) {
+    sp->pos++;
+  } else {
+    lua_Integer i = 0;
+    /* An object's members are each checked (a wrapper may hold small
+     * members and one large one, in any order). An array's items are
+     * assumed to be alike: the next one is checked only when this one was
+     * not small, so a page of many small items is not scanned twice. */
+    int next_check = 1;
+    for (;;) {
+      if (c == '{') {
+        size_t p = sp->pos;
+        unsigned flags;
+        if (s[p] != '"' || scan_string(s, sp->len, &p, &flags) != DE_NONE) split_fail(L);
+        if (!(flags & STR_ESC)) lua_pushlstring(L, (const char *)s + sp->pos + 1, p - sp->pos - 2);
+        else push_unescaped(L, s + sp->pos + 1, s + p - 1);
+        sp->pos = p;
+        split_ws(sp);
+        if (sp->pos >= sp->len || s[sp->pos] != ':') split_fail(L);
+        sp->pos++;
+        split_ws(sp);
+      }
+      if (sp->pos >= sp->len) split_fail(L);
+      size_t start = sp->pos;
+      split_value(sp, depth + 1, c == '{' || next_check);
+      next_check = sp->pos - start > SPLIT_BYTES / 16;
+      if (c == '{') lua_rawset(L, t);   /* a repeated key: the last one wins */
+      else lua_rawseti(L, t, ++i);
+      split_ws(sp);
+      if (sp->pos >= sp->len) split_fail(L);
+      if (s[sp->pos] == ',') {
+        sp->pos++;
+        split_ws(sp);
+        continue;
+      }
+      if (s[sp->pos] != (c == '[' ? ']' : '}')) split_fail(L);
+      sp->pos++;
+      break;
+    }
+  }
+  if (c == '[') {
+    lua_pushvalue(L, 3);
+    lua_setmetatable(L, t);
+  }
+}
+
+/* Protected: [1] the struct split (light userdata). Returns the value, or
+ * raises when the text is not for the split reader. */
+static int l_decode_split(lua_State *L)
+{
+  struct split *sp = lua_touserdata(L, 1);
+  sp->L = L;
+  sp->g = lua_newuserdatauv(L, sizeof *sp->g, 0);
+  sp->g->root = NULL;
+  luaL_setmetatable(L, GUARD_MT);
+  lua_toclose(L, 2);
+  luaL_getmetatable(L, ARRAY_MT);
+  split_value(sp, 0, 2);
+  split_ws(sp);
+  if (sp->pos != sp->len) split_fail(L);
+  return 1;
+}
+
 /* json.decode(s [, opts]): [-0, +1, e] the Lua value of JSON text s.
  * Integer literals that fit lua_Integer come back as integers, other numbers
  * as floats; arrays carry array_mt; objects are plain tables; null is
@@ -1350,8 +1426,7 @@ static int l_decode(lua_State *L)
   lua_settop(L, 2);
 
   struct guard *g = lua_newuserdatauv(L, sizeof *g, 0);
-  memset(g, 0, sizeof *g);
-  g->arena.next = ARENA_FIRST;
+  g->root = NULL;
   luaL_setmetatable(L, GUARD_MT);
   lua_toclose(L, 3);
   luaL_getmetatable(L, ARRAY_MT);
@@ -1359,13 +1434,20 @@ static int l_decode(lua_State *L)
   /* cJSON skips a byte order mark only in texts longer than 4 bytes;
    * strip it here so every length is treated alike */
   size_t base = len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  if (len - base > SPLIT_BYTES) {
+    struct split sp = {L, s, len, base, max_depth, NULL};
+    split_ws(&sp);
+    if (sp.pos < len && (s[sp.pos] == '[' || s[sp.pos] == '{') && !split_fits(s, len, sp.pos)) {
+      lua_pushcfunction(L, l_decode_split);
+      lua_pushlightuserdata(L, &sp);
+      int status = lua_pcall(L, 1, 1, 0);
+      if (status == LUA_OK) return 1;
+      if (status == LUA_ERRMEM) return lua_error(L);
+      lua_pop(L, 1);   /* not for the split reader: the whole-text path says why */
+    }
+  }
   const char *end = NULL;
-  if (hooks_installed) tls_arena = &g->arena;
   g->root = cJSON_ParseWithLengthOpts((const char *)s + base, len - base, &end, 0);
-  tls_arena = NULL;
-  /* nallocs == 0: someone replaced the hooks; the tree is theirs to free */
-  g->malloced = !hooks_installed || g->arena.nallocs == 0;
-  if (g->arena.failed) return luaL_error(L, "not enough memory");
   size_t stop = end != NULL ? (size_t)(end - (const char *)s) : base;
   if (g->root != NULL) {
     while (stop < len && is_ws(s[stop])) stop++;
@@ -1449,7 +1531,5 @@ int knox_json_open(lua_State *L)
   lua_pushlightuserdata(L, NULL);
   lua_setfield(L, -2, "null");
   lua_setfield(L, -2, "json");
-
-  pthread_once(&hooks_once, install_hooks);
   return 0;
 }

@@ -19,9 +19,7 @@ local M = {}
 
 local secret = setmetatable({}, { __mode = "k" })
 
-local function usage(msg)
-  error(errors.new { kind = "usage", message = msg }, 3)
-end
+local usage = errors.usage
 
 local function auth_error(msg, fields)
   local e = { kind = "auth", message = msg }

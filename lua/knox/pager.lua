@@ -13,9 +13,7 @@ local json = require("knox.core").json
 
 local M = {}
 
-local function usage(msg)
-  error(errors.new { kind = "usage", message = msg }, 3)
-end
+local usage = errors.usage
 
 --- The list inside a page body: body[items] when named, else the first
 -- array-valued field.

@@ -49,35 +49,11 @@
 /* ------------------------------------------------------------------------
  * Small ASCII helpers (locale-independent on purpose).
  */
-static int a_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 static int a_upper(int c) { return c >= 'a' && c <= 'z' ? c - 32 : c; }
 static int a_digit(int c) { return c >= '0' && c <= '9'; }
 static int a_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 static int a_alnum(int c) { return a_alpha(c) || a_digit(c); }
 static int a_space(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
-
-static int ci_eq(const char *a, size_t alen, const char *b)
-{
-  size_t blen = strlen(b);
-  if (alen != blen) return 0;
-  for (size_t i = 0; i < alen; i++) {
-    if (a_lower((unsigned char)a[i]) != a_lower((unsigned char)b[i])) return 0;
-  }
-  return 1;
-}
-
-/* Case-insensitive search for needle in s[0..n). */
-static const char *ci_find(const char *s, size_t n, const char *needle)
-{
-  size_t m = strlen(needle);
-  if (m == 0 || m > n) return NULL;
-  for (size_t i = 0; i + m <= n; i++) {
-    size_t j = 0;
-    while (j < m && a_lower((unsigned char)s[i + j]) == a_lower((unsigned char)needle[j])) j++;
-    if (j == m) return s + i;
-  }
-  return NULL;
-}
 
 static void trim(const char **s, size_t *n)
 {
@@ -111,7 +87,7 @@ static int is_oauth_code(const char *s, size_t n)
 static int is_sa_code(const char *s, size_t n)
 {
   if (n != 8 || s[3] != '_') return 0;
-  if (!ci_eq(s, 3, "AUT") && !ci_eq(s, 3, "LIC")) return 0;
+  if (!knox_text_ci_eq(s, 3, "AUT") && !knox_text_ci_eq(s, 3, "LIC")) return 0;
   for (size_t i = 4; i < 8; i++) if (!a_digit((unsigned char)s[i])) return 0;
   return 1;
 }
@@ -308,7 +284,7 @@ static void take_text(struct info *in, const cJSON *v, int prio)
 static int is_fail_word(const char *s, size_t n)
 {
   trim(&s, &n);
-  return ci_eq(s, n, "FAIL") || ci_eq(s, n, "FAILED") || ci_eq(s, n, "FAILURE");
+  return knox_text_ci_eq(s, n, "FAIL") || knox_text_ci_eq(s, n, "FAILED") || knox_text_ci_eq(s, n, "FAILURE");
 }
 
 /* Knox Guard / KAI error object {code, message, reason}, or the first of
@@ -463,12 +439,12 @@ static void scan_text(struct info *in, const char *s, size_t n, int html)
     static const char *const tags[][2] = {{"<title", "</title"}, {"<h1", "</h1"}};
     size_t lim = n > SCAN_MAX ? SCAN_MAX : n;
     for (size_t k = 0; k < 2; k++) {
-      const char *open = ci_find(s, lim, tags[k][0]);
+      const char *open = knox_text_ci_find(s, lim, tags[k][0]);
       if (open == NULL) continue;
       const char *gt = memchr(open, '>', lim - (size_t)(open - s));
       if (gt == NULL) continue;
       gt++;
-      const char *close = ci_find(gt, lim - (size_t)(gt - s), tags[k][1]);
+      const char *close = knox_text_ci_find(gt, lim - (size_t)(gt - s), tags[k][1]);
       size_t len = close != NULL ? (size_t)(close - gt) : 0;
       if (len > 0 && knox_text_readable(gt, len)) {
         add_text(in, gt, len, 20);
@@ -485,7 +461,7 @@ static void scan_text(struct info *in, const char *s, size_t n, int html)
  * (RFC 6750 §3). Fills the OAuth code and a message candidate. */
 static void scan_www_authenticate(struct info *in, const char *v, size_t n)
 {
-  const char *p = ci_find(v, n, "bearer");
+  const char *p = knox_text_ci_find(v, n, "bearer");
   if (p == NULL) return;
   const char *end = v + n;
   p += 6;
@@ -507,13 +483,13 @@ static void scan_www_authenticate(struct info *in, const char *v, size_t n)
       while (p < end && *p != ',' && !a_space((unsigned char)*p)) p++;
       vn = (size_t)(p - val);
     }
-    if (ci_eq(k, kn, "error") && is_oauth_code(val, vn)) {
+    if (knox_text_ci_eq(k, kn, "error") && is_oauth_code(val, vn)) {
       if (in->oauth[0] == 0) {
         memcpy(in->oauth, val, vn);
         in->oauth[vn] = 0;
       }
-      if (ci_eq(val, vn, "invalid_token")) in->www_invalid_token = 1;
-    } else if (ci_eq(k, kn, "error_description")) {
+      if (knox_text_ci_eq(val, vn, "invalid_token")) in->www_invalid_token = 1;
+    } else if (knox_text_ci_eq(k, kn, "error_description")) {
       add_text(in, val, vn, 65);
     }
   }

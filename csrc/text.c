@@ -18,7 +18,7 @@ static int a_alnum(int c) { return a_alpha(c) || a_digit(c); }
 static int a_space(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
 static int b64url(int c) { return a_alnum(c) || c == '-' || c == '_'; }
 
-static int ci_eq(const char *a, size_t alen, const char *b)
+int knox_text_ci_eq(const char *a, size_t alen, const char *b)
 {
   size_t blen = strlen(b);
   if (alen != blen) return 0;
@@ -28,7 +28,7 @@ static int ci_eq(const char *a, size_t alen, const char *b)
   return 1;
 }
 
-static const char *ci_find(const char *s, size_t n, const char *needle)
+const char *knox_text_ci_find(const char *s, size_t n, const char *needle)
 {
   size_t m = strlen(needle);
   if (m == 0 || m > n) return NULL;
@@ -115,13 +115,13 @@ static const struct {
 int knox_text_is_secret(const char *k, size_t n, int url)
 {
   for (size_t i = 0; i < NSECRETS; i++) {
-    if (secret_names[i].match == PUBLIC && ci_eq(k, n, secret_names[i].name)) return 0;
+    if (secret_names[i].match == PUBLIC && knox_text_ci_eq(k, n, secret_names[i].name)) return 0;
   }
   for (size_t i = 0; i < NSECRETS; i++) {
     int m = secret_names[i].match;
     if (m == PUBLIC) continue;
-    if (m == PART ? ci_find(k, n, secret_names[i].name) != NULL
-                  : (m == EXACT || url) && ci_eq(k, n, secret_names[i].name)) {
+    if (m == PART ? knox_text_ci_find(k, n, secret_names[i].name) != NULL
+                  : (m == EXACT || url) && knox_text_ci_eq(k, n, secret_names[i].name)) {
       return 1;
     }
   }
@@ -157,8 +157,8 @@ static void scrub(struct sink *k, const char *s, size_t n)
     /* "Bearer xxx", "Basic xxx" */
     if ((c == 'B' || c == 'b') && boundary) {
       size_t w = 0;
-      if (i + 7 <= n && ci_eq(s + i, 6, "bearer") && s[i + 6] == ' ') w = 7;
-      else if (i + 6 <= n && ci_eq(s + i, 5, "basic") && s[i + 5] == ' ') w = 6;
+      if (i + 7 <= n && knox_text_ci_eq(s + i, 6, "bearer") && s[i + 6] == ' ') w = 7;
+      else if (i + 6 <= n && knox_text_ci_eq(s + i, 5, "basic") && s[i + 5] == ' ') w = 6;
       if (w > 0) {
         size_t j = i + w;
         while (j < n && s[j] == ' ') j++;

@@ -12,6 +12,11 @@
 
 #define KNOX_TEXT_MAX 480   /* bytes of one line of message text */
 
+/* ASCII case-insensitive comparison of a[0..alen) with the string b, and
+ * search for needle in s[0..n) (locale-independent on purpose). */
+int knox_text_ci_eq(const char *a, size_t alen, const char *b);
+const char *knox_text_ci_find(const char *s, size_t n, const char *needle);
+
 /* Whether the name k[0..n) (a header, JSON key, form or query key) holds a
  * secret; url: it is a URL query key ("code" counts there). */
 int knox_text_is_secret(const char *k, size_t n, int url);

@@ -20,11 +20,7 @@ local function sh(cmd)
   return out, ok and 0 or code
 end
 
-local function writefile(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local writefile = servers.write_file
 
 describe("embedding knox.core", function()
   it("exports only luaopen_knox_core from core.so", function()

@@ -22,6 +22,7 @@ local function write_file(path, text)
   f:write(text)
   f:close()
 end
+M.write_file = write_file
 
 local function wait_for(fn, what, seconds)
   local limit = socket.gettime() + (seconds or 10)

@@ -88,6 +88,34 @@ describe("knox command", function()
       end
     end)
 
+    -- the text-safety module's table, walked through the command's -v
+    -- output (the architecture issue: every output path redacts each entry)
+    it("-v prints what was sent and received, with every secret name redacted", function()
+      local text = require "knox.text"
+      local flags, secrets = {}, {}
+      for i, e in ipairs(text.secret_names()) do
+        local names = e.match == "exact" and { e.name, e.name:upper() }
+          or e.match == "part" and { "x-my-" .. e.name .. "-value" } or {}
+        for j, n in ipairs(names) do
+          local secret = ("CLI%dS3CRET%d"):format(i, j)
+          secrets[#secrets + 1] = secret
+          flags[#flags + 1] = "-H " .. sim_support.quote(n .. ": " .. secret)
+        end
+      end
+      assert.is_true(#secrets >= 10)
+      local code, out, err = run("request -v GET /kcs/v1/kme/devices/list -q pageSize=1 "
+        .. table.concat(flags, " "), env())
+      assert.are.equal(0, code, err)
+      assert.is_number(require("cjson").decode(out).totalCount)
+      assert.matches("> GET http://127%.0%.0%.1:%d+/kcs/v1/kme/devices/list%?pageSize=1\n", err)
+      assert.matches("\n< 200 ", err)
+      -- the credential header the provider set is redacted too
+      assert.matches("\n> [Xx]%-[Kk]nox%-[Aa]pitoken: %[redacted%]\n", err)
+      for _, secret in ipairs(secrets) do
+        assert.is_nil(err:find(secret, 1, true), secret .. " in -v output:\n" .. err)
+      end
+    end)
+
     it("says which variable is missing", function()
       local code, _, err = run("request GET /kcs/v1/kme/devices/list", { KNOX_BASE_URL = sim.url,
         KNOX_KEYS_FILE = sim.keys_file, KNOX_CLIENT_ID = "" })

@@ -1,6 +1,6 @@
 --- knox.cli: the `knox` command.
 --
---   knox request METHOD PATH [-q k=v]... [-H 'Name: value']... [-d JSON|@file] [--service S]
+--   knox request METHOD PATH [-q k=v]... [-H 'Name: value']... [-d JSON|@file|@-] [--service S] [-v]
 --   knox sim [simulator flags]           the Knox simulator (knox sim --help)
 --   knox keys generate [--bits N] [-o FILE]
 --   knox keys info FILE
@@ -19,7 +19,7 @@ local USAGE = [[
 usage: knox <command> [args]
 
 commands:
-  request METHOD PATH [-q key=value]... [-H 'Name: value']... [-d JSON|@file] [--service S]
+  request METHOD PATH [-q key=value]... [-H 'Name: value']... [-d JSON|@file|@-] [--service S] [-v]
   sim [--host H] [--port P] [--tls --cert F --key F] [--keys F --client-id ID]... ...
   keys generate [--bits N] [-o FILE]
   keys info FILE
@@ -61,47 +61,85 @@ function commands.version(_, out)
   return 0
 end
 
-function commands.request(args, out, err_out)
-  local method, path = args[1], args[2]
-  if not method or not path then return fail_usage(err_out, "request needs METHOD and PATH") end
-  method = method:upper()
+local args_mod = require "knox.args"
+
+-- `knox request`'s command line (the one argument helper, knox.args).
+local function request_parser()
+  local p = args_mod.parser("knox request", "Calls any Knox endpoint with the environment's credentials.")
+  p:argument("method", "HTTP method (GET, POST, PUT, DELETE, ...)"):argname("METHOD")
+  p:argument("path", "path on the service's host, starting with /"):argname("PATH")
+  p:option("-q --query", "a query parameter; repeatable"):argname("KEY=VALUE"):count("*")
+  p:option("-H --header", "a request header; repeatable"):argname("'NAME: VALUE'"):count("*")
+  p:option("-d --data", "the JSON body, @FILE or @- (stdin)"):argname("JSON")
+  p:option("--service", "the service to classify the call as, when its path does not say"):argname("S")
+  p:flag("-v --verbose", "print each request and response (redacted) to stderr")
+  return p
+end
+
+-- -v: what was sent and received, from the client's hooks (which are
+-- redacted by construction: the text-safety module and the provider's own
+-- credential header), in curl's "> " / "< " style.
+local function verbose_hooks(client, err_out)
+  local function headers(prefix, h)
+    local names = {}
+    for k in pairs(h or {}) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do err_out:write(prefix, k, ": ", tostring(h[k]), "\n") end
+  end
+  client:on("request", function(d)
+    err_out:write("> ", d.method, " ", d.url, d.attempt > 1 and ("  (attempt " .. d.attempt .. ")") or "", "\n")
+    headers("> ", d.headers)
+    if d.body_size > 0 then err_out:write("> [", d.body_size, " bytes]\n") end
+  end)
+  client:on("response", function(d)
+    err_out:write(("< %d  (%.0f ms, %d bytes)\n"):format(d.status, d.elapsed * 1000, d.body_size))
+    headers("< ", d.headers)
+  end)
+  client:on("retry", function(d)
+    err_out:write(("* retrying in %.2f s (%s)\n"):format(d.delay, tostring(d.reason or d.name or d.code or "")))
+  end)
+  client:on("token", function(d)
+    err_out:write("* token ", tostring(d.scheme), " ", tostring(d.action), "\n")
+  end)
+end
+
+function commands.request(argv, out, err_out)
+  local a, why = args_mod.parse(request_parser(), argv)
+  if not a then return fail_usage(err_out, "request: " .. why) end
+  if a.help then
+    out:write(request_parser():get_help(), "\n")
+    return 0
+  end
+  local method, path = a.method:upper(), a.path
   if not method:match "^[A-Z]+$" then return fail_usage(err_out, "METHOD must be a word such as GET or POST") end
   if path:sub(1, 1) ~= "/" then return fail_usage(err_out, "PATH must start with '/'") end
-  local opts = { query = {}, headers = {} }
-  local i = 3
-  while i <= #args do
-    local a, v = args[i], args[i + 1]
-    if v == nil then return fail_usage(err_out, tostring(a) .. " needs a value") end
-    if a == "-q" or a == "--query" then
-      local k, val = (v or ""):match "^([^=]+)=(.*)$"
-      if not k then return fail_usage(err_out, "-q takes key=value") end
-      local cur = opts.query[k]
-      if cur == nil then opts.query[k] = val
-      elseif type(cur) == "table" then cur[#cur + 1] = val
-      else opts.query[k] = { cur, val } end
-    elseif a == "-H" or a == "--header" then
-      local k, val = (v or ""):match "^([^:]+):%s*(.*)$"
-      if not k then return fail_usage(err_out, "-H takes 'Name: value'") end
-      opts.headers[k] = val
-    elseif a == "-d" or a == "--data" then
-      if not v then return fail_usage(err_out, "-d takes a JSON text or @file") end
-      if v:sub(1, 1) == "@" then
-        local body, e = read_file(v:sub(2))
-        if not body then return fail_usage(err_out, "cannot read " .. v:sub(2) .. ": " .. tostring(e)) end
-        opts.body = body
-      else
-        opts.body = v
-      end
-    elseif a == "--service" then
-      opts.service = v
-    else
-      return fail_usage(err_out, "unknown option " .. tostring(a))
-    end
-    i = i + 2
+  local opts = { query = {}, headers = {}, service = a.service }
+  for _, v in ipairs(a.query) do
+    local k, val = v:match "^([^=]+)=(.*)$"
+    if not k then return fail_usage(err_out, "-q takes key=value") end
+    local cur = opts.query[k]
+    if cur == nil then opts.query[k] = val
+    elseif type(cur) == "table" then cur[#cur + 1] = val
+    else opts.query[k] = { cur, val } end
+  end
+  for _, v in ipairs(a.header) do
+    local k, val = v:match "^([^:]+):%s*(.*)$"
+    if not k then return fail_usage(err_out, "-H takes 'Name: value'") end
+    opts.headers[k] = val
+  end
+  if a.data == "@-" then
+    opts.body = io.stdin:read "a"
+  elseif a.data and a.data:sub(1, 1) == "@" then
+    local body, e = read_file(a.data:sub(2))
+    if not body then return fail_usage(err_out, "cannot read " .. a.data:sub(2) .. ": " .. tostring(e)) end
+    opts.body = body
+  else
+    opts.body = a.data
   end
   local knox = require "knox"
   local ok, res = pcall(function()
     local client <close> = knox.client()
+    if a.verbose then verbose_hooks(client, err_out) end
     local body = client:request(method, path, opts)
     if type(body) == "table" then
       return knox.json.encode(body)
@@ -121,15 +159,19 @@ function commands.keys(args, out, err_out)
   local knox = require "knox"
   local sub = args[1]
   if sub == "generate" then
-    local bits, file = 2048, nil
-    local i = 2
-    while i <= #args do
-      if args[i] == "--bits" then bits = math.tointeger(tonumber(args[i + 1]))
-      elseif args[i] == "-o" or args[i] == "--out" then file = args[i + 1]
-      else return fail_usage(err_out, "unknown option " .. tostring(args[i])) end
-      i = i + 2
+    local p = args_mod.parser("knox keys generate", "Generates an RSA key pair in Knox's keys.json form.")
+    p:option("--bits", "key size"):argname("N"):default("2048")
+      :convert(args_mod.number("--bits", 2048, 16384, true))
+    p:option("-o --out", "write the keys to FILE (created owner-only; never overwritten)"):argname("FILE")
+    local rest = {}
+    for i = 2, #args do rest[#rest + 1] = args[i] end
+    local a, why = args_mod.parse(p, rest)
+    if not a then return fail_usage(err_out, "keys generate: " .. why) end
+    if a.help then
+      out:write(p:get_help(), "\n")
+      return 0
     end
-    if not bits then return fail_usage(err_out, "--bits takes an integer") end
+    local bits, file = a.bits, a.out
     local ok, res = pcall(function() return knox.keys.generate { bits = bits }:to_json() end)
     if not ok then return report(err_out, res) end
     if file then

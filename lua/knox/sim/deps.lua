@@ -10,6 +10,9 @@ local NEEDED = {
   { module = "ssl", name = "luasec", package = "lua-sec" },
   { module = "openssl.pkey", name = "luaossl", package = "lua-luaossl" },
   { module = "cjson", name = "lua-cjson", package = "lua-cjson" },
+  -- the command line only (knox.args); checked with the rest so that one
+  -- message names every missing package
+  { module = "argparse", name = "lua-argparse", package = "lua-argparse" },
 }
 
 --- Raises one error naming every missing module and its Debian package.

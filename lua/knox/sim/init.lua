@@ -338,104 +338,76 @@ function Sim:close()
   end
 end
 
-M.USAGE = [[
-usage: knox sim [options]
-  --host HOST              address to listen on (default 127.0.0.1)
-  --port PORT              port (default 0: any free port)
-  --tls                    serve HTTPS (self-signed certificate unless --cert/--key)
-  --cert FILE --key FILE   PEM certificate and key for --tls
-  --keys FILE              a keys.json whose Public key is registered ...
-  --client-id ID           ... for this client identifier (repeatable pairs)
-  --oauth-client ID:SECRET:SCOPES   an OAuth client (scopes separated by spaces or
-                           commas; empty = all); repeatable
-  --devices N              devices preloaded in KME, Knox Guard, Knox Configure (default 20)
-  --seed S                 seed for generated ids (default 1)
-  --latency-ms MS          delay every reply by MS milliseconds
-  --stdin-eof              stop when stdin reaches end of file
-  --max-lifetime SECONDS   stop after SECONDS
-  -h, --help               this text
-The first line on stdout is "knox-sim listening on http://HOST:PORT".
-]]
+local args = require "knox.args"
 
-local function number_arg(v, name, min, max)
-  local n = tonumber(v)
-  if not n or n ~= n or n < min or (max and n > max) then
-    return nil, name .. " needs a number" .. (max and (" between " .. min .. " and " .. max) or "")
-  end
-  return n
+--- The simulator's command line, on the one argument helper (knox.args).
+local function build_parser()
+  local p = args.parser("knox sim", "The Knox simulator: Knox cloud services on loopback, for tests.",
+    'The first line on stdout is "knox-sim listening on http://HOST:PORT".')
+  p:option("--host", "address to listen on (default 127.0.0.1)"):argname("HOST")
+  p:option("--port", "port (default 0: any free port)"):argname("PORT")
+    :convert(args.number("--port", 0, 65535, true))
+  p:flag("--tls", "serve HTTPS (self-signed certificate unless --cert/--key)")
+  p:option("--cert", "PEM certificate for --tls"):argname("FILE")
+  p:option("--key", "PEM private key for --tls"):argname("FILE")
+  args.ordered(p:option("--keys", "a keys.json whose Public key is registered (repeatable) ..."):argname("FILE"),
+    "keys_order")
+  args.ordered(p:option("--client-id", "... for this client identifier (follows its --keys FILE)"):argname("ID"),
+    "keys_order")
+  p:option("--oauth-client", "an OAuth client (scopes separated by spaces or commas; empty = all); repeatable")
+    :argname("ID:SECRET:SCOPES"):count("*")
+  p:option("--devices", "devices preloaded in KME, Knox Guard, Knox Configure (default 20)"):argname("N")
+    :convert(args.number("--devices", 0, 100000, true))
+  p:option("--seed", "seed for generated ids (default 1)"):argname("S")
+  p:option("--latency-ms", "delay every reply by MS milliseconds"):argname("MS")
+    :convert(args.number("--latency-ms", 0, 600000))
+  p:flag("--stdin-eof", "stop when stdin reaches end of file")
+  p:option("--max-lifetime", "stop after SECONDS"):argname("SECONDS")
+    :convert(args.number("--max-lifetime", 0.001))
+  return p
+end
+
+local parser
+--- The help text; with `short`, the usage lines only (after a mistake).
+function M.usage(short)
+  parser = parser or build_parser()
+  if short then return parser:get_usage() .. "\n(knox sim --help lists every option)\n" end
+  return parser:get_help() .. "\n"
 end
 
 --- Parses command-line arguments (argv[1..n]); returns opts or nil, message.
 function M.parse_args(argv)
-  local opts = { keys = {}, oauth_clients = {} }
-  local i = 1
-  local function value(name, inline)
-    if inline then return inline end
-    i = i + 1
-    local v = argv[i]
-    if v == nil then error({ msg = name .. " needs a value" }) end
-    return v
-  end
-  local ok, err = pcall(function()
-    while argv[i] ~= nil do
-      local a = argv[i]
-      local name, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
-      name = name or a
-      local n, why
-      if name == "-h" or name == "--help" then
-        opts.help = true
-      elseif name == "--host" then
-        opts.host = value(name, inline)
-      elseif name == "--port" then
-        n, why = number_arg(value(name, inline), name, 0, 65535)
-        opts.port = n and math.tointeger(n) or error({ msg = why })
-      elseif name == "--tls" then
-        opts.tls = true
-      elseif name == "--cert" then
-        opts.cert = value(name, inline)
-      elseif name == "--key" then
-        opts.key = value(name, inline)
-      elseif name == "--keys" then
-        opts.keys[#opts.keys + 1] = { file = value(name, inline) }
-      elseif name == "--client-id" then
-        local v = value(name, inline)
-        local last = opts.keys[#opts.keys]
-        if last and not last.client_id then
-          last.client_id = v
-        elseif not last and not opts.client_id then
-          opts.client_id = v
-        else
-          error({ msg = "--client-id " .. v .. " does not follow a --keys FILE" })
-        end
-      elseif name == "--oauth-client" then
-        local v = value(name, inline)
-        local id, secret, scopes = v:match("^([^:]+):([^:]+):?(.*)$")
-        if not id then error({ msg = "--oauth-client needs ID:SECRET:SCOPES" }) end
-        local list = {}
-        for s in scopes:gmatch("[^%s,]+") do list[#list + 1] = s end
-        opts.oauth_clients[#opts.oauth_clients + 1] = { id = id, secret = secret, scopes = list }
-      elseif name == "--devices" then
-        n, why = number_arg(value(name, inline), name, 0, 100000)
-        opts.devices = n and math.tointeger(n) or error({ msg = why or "--devices needs an integer" })
-      elseif name == "--seed" then
-        opts.seed = value(name, inline)
-      elseif name == "--latency-ms" then
-        n, why = number_arg(value(name, inline), name, 0, 600000)
-        opts.latency_ms = n or error({ msg = why })
-      elseif name == "--stdin-eof" then
-        opts.stdin_eof = true
-      elseif name == "--max-lifetime" then
-        n, why = number_arg(value(name, inline), name, 0.001)
-        opts.max_lifetime = n or error({ msg = why })
+  parser = parser or build_parser()
+  local r, why = args.parse(parser, argv)
+  if not r then return nil, why end
+  local opts = {
+    help = r.help, host = r.host, port = r.port, tls = r.tls, cert = r.cert, key = r.key,
+    devices = r.devices, seed = r.seed, latency_ms = r.latency_ms, stdin_eof = r.stdin_eof,
+    max_lifetime = r.max_lifetime, keys = {}, oauth_clients = {},
+  }
+  -- --keys FILE [--client-id ID] pairs; a lone --client-id names the
+  -- client of the simulator's own generated keys
+  for _, use in ipairs(r.keys_order or {}) do
+    local name, v = use[1], use[2]
+    if name == "--keys" then
+      opts.keys[#opts.keys + 1] = { file = v }
+    else
+      local last = opts.keys[#opts.keys]
+      if last and not last.client_id then
+        last.client_id = v
+      elseif not last and not opts.client_id then
+        opts.client_id = v
       else
-        error({ msg = "unknown option " .. a })
+        return nil, "--client-id " .. v .. " does not follow a --keys FILE"
       end
-      i = i + 1
     end
-  end)
-  if not ok then
-    if type(err) == "table" then return nil, err.msg end
-    error(err, 0)
+  end
+  for _, v in ipairs(r.oauth_client or {}) do
+    local id, secret, scopes = v:match("^([^:]+):([^:]+):?(.*)$")
+    if not id then return nil, "--oauth-client needs ID:SECRET:SCOPES" end
+    local list = {}
+    for s in scopes:gmatch("[^%s,]+") do list[#list + 1] = s end
+    opts.oauth_clients[#opts.oauth_clients + 1] = { id = id, secret = secret, scopes = list }
   end
   if opts.tls and (opts.cert == nil) ~= (opts.key == nil) then return nil, "--cert and --key go together" end
   if (opts.cert or opts.key) and not opts.tls then return nil, "--cert and --key need --tls" end
@@ -447,11 +419,11 @@ end
 function M.main(argv)
   local opts, err = M.parse_args(argv or {})
   if not opts then
-    io.stderr:write("knox-sim: ", err, "\n", M.USAGE)
+    io.stderr:write("knox-sim: ", err, "\n", M.usage(true))
     return 2
   end
   if opts.help then
-    io.stdout:write(M.USAGE)
+    io.stdout:write(M.usage())
     return 0
   end
   local ok, sim = pcall(M.new, opts)

@@ -25,6 +25,9 @@ dependencies = {
 -- file put beside the shipped ones (lua/knox/services/) is found on its
 -- own; without it only the shipped services and package.preload are.
 
+-- The command (bin/knox) and the simulator's command line parse their
+-- arguments with lua-argparse (Debian: lua-argparse), through knox.args.
+
 -- The simulator (knox.sim, `knox sim`) also needs luasocket, luasec,
 -- luaossl and lua-cjson; it is optional and says which package is missing
 -- when required without them (Debian: lua-socket lua-sec lua-luaossl
@@ -56,8 +59,12 @@ build = {
     },
     ["knox"] = "lua/knox.lua",
     ["knox.auth"] = "lua/knox/auth.lua",
+    ["knox.args"] = "lua/knox/args.lua",
     ["knox.cli"] = "lua/knox/cli.lua",
     ["knox.client"] = "lua/knox/client.lua",
+    ["knox.client.batch"] = "lua/knox/client/batch.lua",
+    ["knox.client.clock"] = "lua/knox/client/clock.lua",
+    ["knox.client.hooks"] = "lua/knox/client/hooks.lua",
     ["knox.config"] = "lua/knox/config.lua",
     ["knox.errors"] = "lua/knox/errors.lua",
     ["knox.headers"] = "lua/knox/headers.lua",

@@ -8,6 +8,8 @@
 --
 -- URL building is knox.url, configuration (environment, regions) is
 -- knox.config, header facts are knox.headers, redaction is knox.text.
+-- Hooks, the clocks and batch are methods of this class kept in their own
+-- files: knox/client/hooks.lua, clock.lua, batch.lua.
 --
 -- Every time the client computes (token expiry, JWT iat/exp, backoff,
 -- elapsed) comes from its own clock (`client.clock`, default knox.core.now),
@@ -36,15 +38,11 @@ local M = {}
 local Client = {}
 Client.__index = Client
 
----------------------------------------------------------------------------
--- Dates (for clock skew)
-
--- Differences within this many seconds are noise (Date has 1 s resolution,
--- requests take time): the local clock is trusted.
-local SKEW_THRESHOLD = 60
-
--- A Date no real server sends (before 2000) is ignored rather than believed.
-local PLAUSIBLE_DATE = 946684800
+-- The client's methods that live in their own files (hooks, clocks,
+-- batch), mixed in here so that they are one class.
+for _, part in ipairs { "hooks", "clock", "batch" } do
+  for k, f in pairs(require("knox.client." .. part)) do Client[k] = f end
+end
 
 ---------------------------------------------------------------------------
 -- Construction
@@ -115,70 +113,6 @@ function Client:close()
   if self.session then self.session:close() end
 end
 Client.__close = Client.close
-
----------------------------------------------------------------------------
--- Hooks
-
-local EVENTS = { request = true, response = true, retry = true, token = true }
-
---- client:on(event, fn): calls fn(data) on "request", "response", "retry"
--- or "token". The data is redacted: no token, key or secret is in it.
-function Client:on(event, fn)
-  if not EVENTS[event] then
-    error("bad argument #1 to 'on' (request, response, retry or token expected, got " .. tostring(event) .. ")", 2)
-  end
-  if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
-  local list = self.hooks[event] or {}
-  list[#list + 1] = fn
-  self.hooks[event] = list
-  return self
-end
-
-function Client:_emit(event, data)
-  local list = self.hooks[event]
-  if not list then return end
-  for _, fn in ipairs(list) do fn(data) end
-end
-
----------------------------------------------------------------------------
--- Time
-
---- client:now(): the client's clock. Token lifetimes are durations, so
--- they are measured on this clock whatever its offset from the server's.
-function Client:now()
-  return self.clock()
-end
-
---- client:server_now(): the time as the server sees it: the client's clock
--- plus the skew measured from the server's Date header, when that is over
--- 60 s. Absolute timestamps the server checks (JWT iat/exp) use this.
-function Client:server_now()
-  return self.clock() + self.skew
-end
-
-function Client:_observe_date(headers)
-  local date = headers and headers.date
-  if date == nil then return end
-  -- Date changes once a second: parse each distinct value once (the skew
-  -- is still measured every time: the local clock may have jumped)
-  local server
-  if date == self._date then
-    server = self._date_value
-  else
-    server = headers_.http_date(date)
-    if not server or server < PLAUSIBLE_DATE then return end
-    self._date, self._date_value = date, server
-  end
-  local diff = server - self.clock()
-  local skew = math.abs(diff) > SKEW_THRESHOLD and diff or 0
-  if (skew == 0) ~= (self.skew == 0) or math.abs(skew - self.skew) > SKEW_THRESHOLD then
-    if self.debug and skew ~= 0 then
-      self.debug { type = "info", event = "clock_skew", skew = diff,
-        text = ("server clock differs from local clock by %.0f s; signing with server time"):format(diff) }
-    end
-  end
-  self.skew = skew
-end
 
 ---------------------------------------------------------------------------
 -- The pipeline
@@ -331,9 +265,7 @@ function Client:_settle(req, url, st, ok, status, rheaders, rbody, info)
     self:_observe_date(rheaders)
     local elapsed = self.clock() - st.started
     if self.hooks.response then
-      self:_emit("response", { method = req.method, url = clean_url(url), service = req.service,
-        status = status, headers = text.redact_headers(rheaders), body_size = #rbody, attempt = st.attempt,
-        elapsed = elapsed })
+      self:_emit_response(req, url, status, rheaders, rbody, st.attempt, elapsed)
     end
     local decoded, final
     decoded, err, final = interpret(req, url, status, rheaders, rbody)
@@ -352,14 +284,6 @@ function Client:_settle(req, url, st, ok, status, rheaders, rbody, info)
     st.spent = st.spent + cost
   end
   return step, err, delay
-end
-
--- The request hook's view of a request: the credential header the
--- provider set is redacted by name, whatever it is called.
-function Client:_emit_request(req, url, headers, attempt)
-  self:_emit("request", { method = req.method, url = clean_url(url), service = req.service,
-    headers = text.redact_headers(headers, req.auth_header and { [req.auth_header] = true }),
-    body_size = req.body and #req.body or 0, attempt = attempt })
 end
 
 --- client:_send(req) -> body, response. One logical request: auth, the
@@ -494,98 +418,6 @@ end
 -- knox.errors.from_response.
 function Client:request(method, path, opts)
   return self:_send(self:_prepare(method, path, opts))
-end
-
--- Batch: the transport item of one pending request (its own copy of the
--- headers, with the auth header), or false with the auth error in
--- results. auth_values caches one authorize() per provider per round.
-function Client:_batch_item(req, i, attempt, ctx, auth_values, results)
-  local headers = {}
-  for k, v in pairs(req.headers) do headers[k] = v end
-  local p = req.provider
-  if p then
-    if not auth_values[p] then
-      local ok, name, value = pcall(p.authorize, p, ctx)
-      auth_values[p] = ok and { name, value } or { err = name }
-    end
-    local a = auth_values[p]
-    if a.err then
-      if not errors.is_error(a.err) then error(a.err, 0) end
-      results[i] = a.err
-      return false
-    end
-    headers[a[1]] = a[2]
-    req.auth_header = a[1]
-  end
-  if self.hooks.request then self:_emit_request(req, req.url, headers, attempt) end
-  return { method = req.method, url = req.url, headers = headers, body = req.body, timeout = req.timeout,
-    replayable = req.idempotent or nil }
-end
-
---- client:batch(requests [, opts]) -> results
--- Runs requests ({method, path, opts} each) at once over curl multi.
--- Results come in input order: { body =, response = } for a success, the
--- knox.Error for a failure (not raised), so one failure loses nothing else.
--- One token renewal serves the whole batch; retryable failures are retried
--- in further rounds under the same policy and budget.
-function Client:batch(requests, opts)
-  if type(requests) ~= "table" then error("bad argument #1 to 'batch' (table expected)", 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'batch' (table expected)", 2) end
-  opts = opts or {}
-  local count = requests.n or #requests
-  for i = 1, count do
-    -- a hole would end ipairs early and leave the rest unsent, unnoticed
-    if requests[i] == nil then error("bad argument #1 to 'batch' (item " .. i .. " is nil)", 2) end
-  end
-  local concurrency = opts.concurrency or self.concurrency
-  local reqs, results, state, pending = {}, {}, {}, {}
-  local started = self.clock()
-  for i, r in ipairs(requests) do
-    if type(r) ~= "table" then error("bad argument #1 to 'batch' (item " .. i .. " is not a table)", 2) end
-    local req = self:_prepare(r[1] or r.method, r[2] or r.path, r[3] or r.opts)
-    req.url = self:_url(req.route, req.path)
-    reqs[i], pending[i] = req, i
-    state[i] = { attempt = 0, renewed = false, spent = 0, started = started }
-  end
-  local ctx = self:_auth_ctx()
-
-  while #pending > 0 do
-    local auth_values, sendable, map = {}, {}, {}
-    for _, i in ipairs(pending) do
-      state[i].attempt = state[i].attempt + 1
-      local item = self:_batch_item(reqs[i], i, state[i].attempt, ctx, auth_values, results)
-      if item then
-        sendable[#sendable + 1] = item
-        map[#sendable] = i
-      end
-    end
-    local out = #sendable > 0 and self.session:batch(sendable, { concurrency = concurrency }) or {}
-
-    local next_pending, renew, max_delay = {}, {}, 0
-    for m, res in ipairs(out) do
-      local i = map[m]
-      local req = reqs[i]
-      local step, a, b
-      if errors.is_error(res) then
-        step, a, b = self:_settle(req, req.url, state[i], false, res)
-      else
-        step, a, b = self:_settle(req, req.url, state[i], true, res.status, res.headers, res.body, res.info)
-      end
-      if step == "ok" then
-        results[i] = { body = a, response = b }
-      elseif step == "fail" then
-        results[i] = a
-      else
-        if step == "renew" then renew[req.provider] = a else max_delay = math.max(max_delay, b) end
-        next_pending[#next_pending + 1] = i
-      end
-    end
-    for p, err in pairs(renew) do self:_invalidate(p, err) end
-    if max_delay > 0 then self.sleep(max_delay) end
-    table.sort(next_pending)
-    pending = next_pending
-  end
-  return results
 end
 
 --- M.from_env([getenv]): client options read from the environment.

@@ -1,0 +1,46 @@
+--- knox.client.hooks: client:on and what each hook is shown. Part of
+-- knox.client (its methods are mixed into the Client class).
+--
+-- Every hook's data is redacted before a hook sees it: headers go through
+-- the one text-safety module (knox.text), and the header the request's
+-- auth provider set is redacted by name, whatever it is called.
+local text = require "knox.text"
+
+local M = {}
+
+local EVENTS = { request = true, response = true, retry = true, token = true }
+
+--- client:on(event, fn): calls fn(data) on "request", "response", "retry"
+-- or "token". The data is redacted: no token, key or secret is in it.
+function M:on(event, fn)
+  if not EVENTS[event] then
+    error("bad argument #1 to 'on' (request, response, retry or token expected, got " .. tostring(event) .. ")", 2)
+  end
+  if type(fn) ~= "function" then error("bad argument #2 to 'on' (function expected)", 2) end
+  local list = self.hooks[event] or {}
+  list[#list + 1] = fn
+  self.hooks[event] = list
+  return self
+end
+
+function M:_emit(event, data)
+  local list = self.hooks[event]
+  if not list then return end
+  for _, fn in ipairs(list) do fn(data) end
+end
+
+-- The request hook's view of a request.
+function M:_emit_request(req, url, headers, attempt)
+  self:_emit("request", { method = req.method, url = text.clean_url(url), service = req.service,
+    headers = text.redact_headers(headers, req.auth_header and { [req.auth_header] = true }),
+    body_size = req.body and #req.body or 0, attempt = attempt })
+end
+
+-- The response hook's view of a response.
+function M:_emit_response(req, url, status, headers, body, attempt, elapsed)
+  self:_emit("response", { method = req.method, url = text.clean_url(url), service = req.service,
+    status = status, headers = text.redact_headers(headers), body_size = #body, attempt = attempt,
+    elapsed = elapsed })
+end
+
+return M

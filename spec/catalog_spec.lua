@@ -19,12 +19,7 @@ local NOTES = {
   ["4.4"] = "kdp", ["4.5"] = "kc", ["4.6"] = "kai",
 }
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return (assert(require("support.http_servers").read_file(path), path)) end
 
 -- Curly apostrophes in the pages are plain ones in the catalog.
 local function plain(s)

@@ -66,19 +66,9 @@ local function sh(cmd)
   return out
 end
 
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function writefile(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-  return path
-end
+local servers = require "support.http_servers"
+local writefile = servers.write_file
+local function readfile(path) return (assert(servers.read_file(path), "cannot read " .. path)) end
 
 local function pem(der, label)
   local b = b64encode(der):gsub(("."):rep(64), "%0\n"):gsub("\n$", "")

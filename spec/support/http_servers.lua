@@ -17,12 +17,15 @@ local function read_file(path)
   return s
 end
 
+-- Writes text to path and returns the path.
 local function write_file(path, text)
   local f = assert(io.open(path, "wb"))
   f:write(text)
   f:close()
+  return path
 end
 M.write_file = write_file
+M.read_file = read_file
 
 local function wait_for(fn, what, seconds)
   local limit = socket.gettime() + (seconds or 10)

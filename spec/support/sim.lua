@@ -29,13 +29,7 @@ local function quote(s)
 end
 M.quote = quote
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("support.http_servers").read_file
 M.read_file = read_file
 
 function M.write_file(path, data)

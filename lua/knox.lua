@@ -16,17 +16,19 @@ local knox = {
   encrypt = core.encrypt,
 }
 
---- Calls fn(...) and returns its results; if it raises a knox.Error,
--- returns nil, err instead. Other errors (programmer misuse such as a bad
--- argument) are raised again unchanged: they are bugs to fix, not outcomes
--- to branch on.
+--- knox.try(fn, ...) -> true, fn's results... | false, err
+-- Calls fn(...) like pcall, but only a knox.Error is caught: it comes back
+-- as false, err. Other errors (programmer misuse such as a bad argument)
+-- are raised again unchanged: they are bugs to fix, not outcomes to branch
+-- on. The first result is always a boolean, so `local ok, err =
+-- knox.try(...)` reads the same whatever fn returns (nothing included).
 function knox.try(fn, ...)
   local res = table.pack(pcall(fn, ...))
   if res[1] then
-    return table.unpack(res, 2, res.n)
+    return true, table.unpack(res, 2, res.n)
   end
   if errors.is_error(res[2]) then
-    return nil, res[2]
+    return false, res[2]
   end
   error(res[2], 0)
 end

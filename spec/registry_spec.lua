@@ -60,7 +60,7 @@ return {
   },
   codes = { { 4049999, "WIDGET_NOT_FOUND", 404, "The widget does not exist." } },
   errors = { retry = { ["4299999"] = true }, auth = { ["4019999"] = true } },
-  endpoints = { ping = { "POST", "/echo" } },
+  endpoints = { ping = { "POST", "/echo", args = { { "hello", "string" } } } },
 }
 ]])
       f:close()

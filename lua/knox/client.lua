@@ -27,6 +27,7 @@ local url_ = require "knox.url"
 local text = require "knox.text"
 local headers_ = require "knox.headers"
 local bind_service = require("knox.service").bind
+local schema = require "knox.schema"
 
 local json = core.json
 local usage = errors.usage
@@ -50,10 +51,27 @@ end
 local SESSION_OPTS = { "timeout", "connect_timeout", "low_speed_limit", "low_speed_time", "proxy", "noproxy",
   "ca_file", "ca_path", "verify", "user_agent", "http_version", "max_response_bytes", "accept_encoding", "debug" }
 
+-- Every option knox.client takes (a misspelt one is refused with the
+-- nearest name).
+local OPTIONS = { "region", "base_url", "endpoints", "auth", "tenant", "env", "max_attempts", "retry_base",
+  "retry_cap", "retry_budget", "random", "clock", "sleep", "concurrency", "bulk_limits" }
+for _, k in ipairs(SESSION_OPTS) do OPTIONS[#OPTIONS + 1] = k end
+local OPTION_SET = {}
+for _, k in ipairs(OPTIONS) do OPTION_SET[k] = true end
+
 --- M.new(opts): a client. See the module header and README for options.
+-- Explicit options win and the environment fills the rest (config.merge);
+-- with no table at all the environment must say everything.
 function M.new(opts)
-  if opts == nil then opts = config.from_env(os.getenv) end
-  if type(opts) ~= "table" then error("bad argument #1 to 'client' (table expected)", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'client' (table expected)", 2) end
+  if opts == nil then
+    opts = config.from_env(os.getenv)
+  else
+    for k in pairs(opts) do
+      if not OPTION_SET[k] then schema.unknown("option", k, OPTIONS, "knox.client", 2) end
+    end
+    opts = config.merge(opts, os.getenv)
+  end
 
   local self = setmetatable({}, Client)
 
@@ -87,6 +105,13 @@ function M.new(opts)
   self.hooks = {}
   self._routes, self._nroutes = {}, 0
   self.concurrency = opts.concurrency or 8
+  if opts.bulk_limits ~= nil and type(opts.bulk_limits) ~= "table" then
+    usage("bulk_limits must be a table: { kme = 500, [\"kg.lock_async\"] = 100 }", 2)
+  end
+  for k, v in pairs(opts.bulk_limits or {}) do
+    if math.type(v) ~= "integer" or v < 1 then usage("bulk_limits." .. tostring(k) .. " must be a positive integer", 2) end
+  end
+  self.bulk_limits = opts.bulk_limits or {}
 
   local sopts = {}
   for _, k in ipairs(SESSION_OPTS) do sopts[k] = opts[k] end
@@ -148,19 +173,48 @@ local function interpret(req, url, status, headers, body)
     service = req.service, method = req.method, url = url }
 end
 
+local function scheme_name(scheme)
+  return scheme == "legacy" and "knox.auth.keys" or "knox.auth.oauth2"
+end
+
 -- The provider for a request's route, or raises a usage error naming the
 -- service. A route without schemes (a token endpoint, or a path no
--- service claims) takes the first provider.
-function Client:_provider(service, route)
+-- service claims) takes the first provider. A call that carries a tenant
+-- goes only over a scheme that honours the tenant header there (the
+-- route's `tenant = true`): over any other the header is ignored and the
+-- call would act on the MSP's own tenant.
+function Client:_provider(service, route, tenant)
   local accepted = route and next(route.schemes) ~= nil and route.schemes or nil
-  for _, p in ipairs(self.providers) do
-    if not accepted or accepted[p.scheme] then return p end
-  end
   if #self.providers == 0 then
     usage("no credentials: give the client an auth provider (knox.auth.keys or knox.auth.oauth2)", 4)
   end
+  if tenant then
+    if not accepted then
+      usage(("cannot tell whether %s honours the tenant header (no service claims this path): name the "
+        .. "service (service = ...) or send it without a tenant (tenant = false)"):format(service or "this call"), 4)
+    end
+    local honours = {}
+    for _, p in ipairs(self.providers) do
+      local rule = accepted[p.scheme]
+      if rule and rule.tenant then return p end
+    end
+    for scheme, rule in pairs(accepted) do
+      if rule.tenant then honours[#honours + 1] = scheme_name(scheme) end
+    end
+    table.sort(honours)
+    if #honours == 0 then
+      usage(("%s does not honour the tenant header: a call for tenant %s would act on the credential's own "
+        .. "tenant; send it with tenant = false, or use the customer's own credentials"):format(
+        route.label or service, tenant), 4)
+    end
+    usage(("%s for tenant %s needs %s (this client's credentials would ignore the tenant and act on the "
+      .. "MSP's own tenant)"):format(route.label or service, tenant, table.concat(honours, " or ")), 4)
+  end
+  for _, p in ipairs(self.providers) do
+    if not accepted or accepted[p.scheme] then return p end
+  end
   local names = {}
-  for scheme in pairs(accepted) do names[#names + 1] = scheme == "legacy" and "knox.auth.keys" or "knox.auth.oauth2" end
+  for scheme in pairs(accepted) do names[#names + 1] = scheme_name(scheme) end
   table.sort(names)
   usage(("no credentials for %s: it accepts only %s"):format(route.label or service,
     table.concat(names, " or ")), 4)
@@ -397,9 +451,12 @@ function Client:_prepare(method, path, opts)
   local body = body_of(opts.body, headers)
   local tenant = opts.tenant
   if tenant == nil then tenant = self.tenant end
+  if tenant ~= nil and tenant ~= false and (type(tenant) ~= "string" or tenant == "" or tenant:find "[\r\n]") then
+    usage("tenant must be a non-empty string (the managed customer id) or false", 3)
+  end
   if tenant then headers["x-wsm-managed-tenantid"] = tenant end
   local provider
-  if opts.auth ~= false then provider = self:_provider(service, route) end
+  if opts.auth ~= false then provider = self:_provider(service, route, tenant) end
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
     usage("timeout must be a positive number of seconds", 3)
   end

@@ -12,9 +12,11 @@ local url = require "knox.url"
 
 local M = {}
 
---- from_env([getenv]): client options read from the environment; raises
--- kind "usage" naming what is missing.
-function M.from_env(getenv)
+--- read_env(getenv, with_auth): the client options the environment
+-- gives, possibly none: region, base_url, tenant, ca_file and (with_auth)
+-- auth, the providers its credentials make. Raises kind "usage" only for
+-- a half-given credential (KNOX_KEYS_FILE without KNOX_CLIENT_ID...).
+function M.read_env(getenv, with_auth)
   getenv = getenv or os.getenv
   local function get(name)
     local v = getenv(name)
@@ -23,10 +25,8 @@ function M.from_env(getenv)
   end
   local opts = {}
   opts.region, opts.base_url = get "KNOX_REGION", get "KNOX_BASE_URL"
-  if not opts.region and not opts.base_url then
-    usage("cannot build a client from the environment: KNOX_REGION (us or eu) or KNOX_BASE_URL is not set", 3)
-  end
   opts.tenant, opts.ca_file = get "KNOX_TENANT", get "KNOX_CA_FILE"
+  if not with_auth then return opts end
   local providers = {}
   local keys_file, client_id = get "KNOX_KEYS_FILE", get "KNOX_CLIENT_ID"
   if keys_file or client_id then
@@ -42,12 +42,40 @@ function M.from_env(getenv)
     end
     providers[#providers + 1] = auth.oauth2 { client_id = oid, client_secret = osec, scope = oscope }
   end
-  if #providers == 0 then
+  if #providers > 0 then opts.auth = providers end
+  return opts
+end
+
+--- from_env([getenv]): client options read from the environment; raises
+-- kind "usage" naming what is missing.
+function M.from_env(getenv)
+  local opts = M.read_env(getenv, true)
+  if not opts.region and not opts.base_url then
+    usage("cannot build a client from the environment: KNOX_REGION (us or eu) or KNOX_BASE_URL is not set", 3)
+  end
+  if not opts.auth then
     usage("cannot build a client from the environment: no credentials; set KNOX_KEYS_FILE and KNOX_CLIENT_ID, "
       .. "or KNOX_OAUTH_CLIENT_ID, KNOX_OAUTH_CLIENT_SECRET and KNOX_OAUTH_SCOPE", 3)
   end
-  opts.auth = providers
   return opts
+end
+
+--- merge(opts, getenv): the one rule for explicit options and the
+-- environment: an option given explicitly wins, the environment fills the
+-- rest (credentials only when no `auth` is given). `env = false` reads no
+-- environment. Raises kind "usage" when neither says region or base_url:
+-- knox never picks production silently.
+function M.merge(opts, getenv)
+  local merged = {}
+  if opts.env ~= false then
+    for k, v in pairs(M.read_env(getenv, opts.auth == nil)) do merged[k] = v end
+  end
+  for k, v in pairs(opts) do merged[k] = v end
+  if merged.region == nil and merged.base_url == nil then
+    usage("knox.client needs region ('us' or 'eu') or base_url; none was given and KNOX_REGION / "
+      .. "KNOX_BASE_URL are not set", 3)
+  end
+  return merged
 end
 
 -- The generic hosts of paths no service claims: kcs (the default) and api.

@@ -42,6 +42,8 @@
 -- such as 4040300 or string such as "AUT_1001" / "invalid_grant"), name,
 -- message, description (the catalog's), service, error_id, transaction_id,
 -- request_id, retryable, retry_after (seconds), auth_action ("renew"),
+-- items (a rejected bulk call's per-item entries { id =, error = }, when
+-- its body names them),
 -- method, url (no userinfo, secret query values redacted), body (raw,
 -- at most 4 KiB, secrets redacted), cause (transport).
 local core = require "knox.core"
@@ -313,7 +315,16 @@ local function response_error(r, status, facts)
     request_id = headers.request_id(r.headers), retry_after = headers.retry_after(r.headers) })
   if r.method then err.method = text.line(r.method, 32) end
   if r.url then err.url = text.clean_url(r.url) end
-  if type(r.body) == "string" and r.body ~= "" then err.body = text.redact(r.body, BODY_KEEP) end
+  if type(r.body) == "string" and r.body ~= "" then
+    err.body = text.redact(r.body, BODY_KEEP)
+    -- a rejected bulk call that names the devices it rejected (KME
+    -- DEVICE_NOT_FOUND, KDP DEVICE_DUPLICATE...): the per-item entries,
+    -- from the whole body (err.body is cut), by the service's bulk rules
+    if status < 500 and r.body:find("[", 1, true) then
+      local list = M.items(r.body, service)
+      if #list > 0 and list[1].id ~= nil then err.items = list end
+    end
+  end
   return err
 end
 

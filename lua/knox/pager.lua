@@ -44,7 +44,9 @@ local function partial(fmt, ...)
 end
 
 --- pager.pages(fetch, opts): iterator over (page_number, body, items).
--- opts: page_size (100), start (0), items (field name), max_pages.
+-- opts: page_size (100), start (0), items (field name), max_pages,
+-- on_page(n_so_far, total) called after each page (total: the
+-- totalCount the server announced, or nil).
 -- With a totalCount, pages are fetched until that many items have come
 -- (a server may send fewer per page than asked); an empty page before then
 -- raises kind "partial" rather than ending as if complete. Without one,
@@ -80,6 +82,7 @@ function M.pages(fetch, opts)
     count = count + 1
     local this = page
     page = page + 1
+    if opts.on_page then opts.on_page(seen, total) end
     if total then
       if seen >= total then
         done = true
@@ -108,6 +111,70 @@ function M.each(fetch, opts)
       if not next_items then return nil end
       items, i = next_items, 0
     end
+  end
+end
+
+--- pager.cursor(fetch, opts): iterator over the items of a cursor-paged
+-- list (Knox Configure v2 searchAfter / nextSearchAfter, the Knox Guard
+-- cursor listing). fetch(cursor) returns one page's body (cursor nil for
+-- the first). opts: items (field name), next (the body field holding the
+-- next cursor), on_page(n_so_far, total), max_pages. Ends on a page with
+-- no next cursor or no items; a cursor that repeats raises kind
+-- "partial" instead of looping.
+function M.cursor(fetch, opts)
+  opts = opts or {}
+  local cursor, items, i, seen, pages, done = nil, nil, 0, 0, 0, false
+  local used = {}
+  return function()
+    while true do
+      if items and i < #items then
+        i = i + 1
+        return items[i]
+      end
+      if done or (opts.max_pages and pages >= opts.max_pages) then return nil end
+      local body = fetch(cursor)
+      pages = pages + 1
+      items, i = page_items(body, opts.items), 0
+      if items == nil then
+        done = true
+        error(errors.new { kind = "decode", message = ("cursor page %d has no list%s (after %d items)"):format(
+          pages, opts.items and (" '" .. opts.items .. "'") or "", seen) })
+      end
+      seen = seen + #items
+      local nxt = type(body) == "table" and body[opts.next] or nil
+      if opts.on_page then opts.on_page(seen, type(body) == "table" and tonumber(body.totalCount) or nil) end
+      if nxt == nil or nxt == json.null or nxt == "" or #items == 0 then
+        done = true
+      else
+        local key = type(nxt) == "table" and json.encode(nxt, { sort_keys = true }) or tostring(nxt)
+        if used[key] then
+          done = true
+          partial("cursor %s came back twice: the server seems to ignore it (after %d items)", key, seen)
+        end
+        used[key] = true
+        cursor = nxt
+      end
+    end
+  end
+end
+
+--- pager.cursor_method(def, fetch_method): the each_<noun> method of a
+-- cursor-paged row (def.cursor = { arg = "searchAfter", next = "nextSearchAfter" }).
+function M.cursor_method(def, fetch_method)
+  return function(self, args, opts)
+    args = args or {}
+    local fetch_opts
+    if opts then
+      fetch_opts = {}
+      for k, v in pairs(opts) do if k ~= "on_page" and k ~= "max_pages" then fetch_opts[k] = v end end
+    end
+    return M.cursor(function(cursor)
+      local a = {}
+      for k, v in pairs(args) do a[k] = v end
+      a[def.cursor.arg] = cursor
+      return (fetch_method(self, a, fetch_opts))
+    end, { items = def.items, next = def.cursor.next, on_page = opts and opts.on_page,
+      max_pages = opts and opts.max_pages })
   end
 end
 

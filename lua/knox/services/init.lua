@@ -69,6 +69,13 @@ local function check(name, spec)
   end
   spec.errors = rules
   spec.endpoints = spec.endpoints or {}
+  for ename, def in pairs(spec.endpoints) do
+    if type(def) ~= "table" or type(def[1]) ~= "string" or type(def[2]) ~= "string" then
+      bad(name, "endpoint " .. tostring(ename) .. " must be { METHOD, path, ... }")
+    end
+    local ok, why = pcall(require("knox.schema").check_row, name, ename, def)
+    if not ok then bad(name, why) end
+  end
   spec.bulk = spec.bulk or {}
   return spec
 end

@@ -109,7 +109,9 @@ function M.new(opts)
     usage("bulk_limits must be a table: { kme = 500, [\"kg.lock_async\"] = 100 }", 2)
   end
   for k, v in pairs(opts.bulk_limits or {}) do
-    if math.type(v) ~= "integer" or v < 1 then usage("bulk_limits." .. tostring(k) .. " must be a positive integer", 2) end
+    if math.type(v) ~= "integer" or v < 1 then
+      usage("bulk_limits." .. tostring(k) .. " must be a positive integer", 2)
+    end
   end
   self.bulk_limits = opts.bulk_limits or {}
 
@@ -185,6 +187,9 @@ end
 -- call would act on the MSP's own tenant.
 function Client:_provider(service, route, tenant)
   local accepted = route and next(route.schemes) ~= nil and route.schemes or nil
+  local spec = service and services.get(service)
+  local what = spec and spec.title and (spec.title .. " (" .. (route and route.label or service) .. ")")
+    or (route and route.label) or service
   if #self.providers == 0 then
     usage("no credentials: give the client an auth provider (knox.auth.keys or knox.auth.oauth2)", 4)
   end
@@ -204,11 +209,10 @@ function Client:_provider(service, route, tenant)
     table.sort(honours)
     if #honours == 0 then
       usage(("%s does not honour the tenant header: a call for tenant %s would act on the credential's own "
-        .. "tenant; send it with tenant = false, or use the customer's own credentials"):format(
-        route.label or service, tenant), 4)
+        .. "tenant; send it with tenant = false, or use the customer's own credentials"):format(what, tenant), 4)
     end
     usage(("%s for tenant %s needs %s (this client's credentials would ignore the tenant and act on the "
-      .. "MSP's own tenant)"):format(route.label or service, tenant, table.concat(honours, " or ")), 4)
+      .. "MSP's own tenant)"):format(what, tenant, table.concat(honours, " or ")), 4)
   end
   for _, p in ipairs(self.providers) do
     if not accepted or accepted[p.scheme] then return p end

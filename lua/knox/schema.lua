@@ -207,7 +207,8 @@ function M.build(def, args, where)
             table.concat(spec.enum, ", "), show(nv)), 3)
         end
       end
-      if (spec.min and type(nv) == "number" and nv < spec.min) or (spec.max and type(nv) == "number" and nv > spec.max) then
+      local num = type(nv) == "number"
+      if num and ((spec.min and nv < spec.min) or (spec.max and nv > spec.max)) then
         usage(("argument '%s' to %s must be between %s and %s (got %s)"):format(name, where,
           tostring(spec.min or "-inf"), tostring(spec.max or "inf"), tostring(nv)), 3)
       end

@@ -290,6 +290,41 @@ describe("knox services", function()
     end)
   end)
 
+  describe("KME device users", function()
+    it("encrypts userName/userToken for assign_profile unless encrypted = true", function()
+      local c <close> = keys_client()
+      local profiles = c.kme:list_profiles {}
+      local pid = (profiles.profileList or profiles.profiles)[1].profileId
+      local page = c.kme:list_devices { pageSize = 1 }.deviceList
+      local id = page[1].imei or page[1].mei
+      local r = c.kme:assign_profile { profileId = pid, devices = { id }, userName = "alice", userToken = "s3cret" }
+      assert.are.same({ id }, r.ok)
+      local body = cjson.decode(last_request(s, "/kcs/v1/kme/devices/assignProfile").body)
+      assert.is_nil(body.deviceIds)
+      assert.are.equal(id, body.devices[1].deviceId)
+      assert.is_nil(body.devices[1].userName:find("alice", 1, true))
+      assert.are.equal(256, #require("mime").unb64(body.devices[1].userName))
+      r = c.kme:assign_profile { profileId = pid, devices = { id }, userName = "alice", encrypted = true }
+      assert.are.equal(1, #r.failed)
+      assert.are.equal("RSA_DECRYPTION_FAIL", r.failed[1].error.name)
+    end)
+  end)
+
+  describe("OAuth revoke", function()
+    it("revokes the current token; the next call gets a new one", function()
+      local c <close> = both_client()
+      c.msp:list_customers {}
+      local tok1 = last_request(s, "/msp/v1/managedCustomers").headers.authorization
+      assert.are.equal(1, c:revoke())
+      assert.matches("token=", last_request(s, "/ams/v1/oauth2/revoke").body, 1, true)
+      assert.are.equal(401, s:request("GET", "/msp/v1/managedCustomers", { headers = { authorization = tok1 } }).status)
+      c.msp:list_customers {}
+      assert.are_not.equal(tok1, last_request(s, "/msp/v1/managedCustomers").headers.authorization)
+      local c2 <close> = both_client()
+      assert.are.equal(0, c2:revoke(), "no token yet: nothing sent")
+    end)
+  end)
+
   describe("client options", function()
     it("refuses an unknown option with the nearest name, and a client with no region", function()
       local e = helpers.raises(knox.client, { base_ur = s.url })

@@ -229,6 +229,30 @@ function OAuth2:authorize(ctx)
   return "authorization", "Bearer " .. s.access.token
 end
 
+--- provider:revoke(client): revokes the provider's current access token
+-- at Knox (POST /ams/v1/oauth2/revoke, RFC 7009: client_id,
+-- client_secret, token) and forgets it; the next call gets a new one.
+-- Without a current token nothing is sent. Returns true when a token was
+-- revoked.
+function OAuth2:revoke(client)
+  local ctx = type(client) == "table" and client._auth_ctx and client:_auth_ctx() or client
+  if type(ctx) ~= "table" or type(ctx.post_form) ~= "function" then
+    error("bad argument #1 to 'revoke' (knox client expected)", 2)
+  end
+  local s = secret[self]
+  if not s.access then return false end
+  local url = self.token_url and self.token_url:gsub("/token$", "/revoke") or "/ams/v1/oauth2/revoke"
+  local ok, err = pcall(ctx.post_form, ctx, "oauth2", url,
+    { client_id = s.client_id, client_secret = s.client_secret, token = s.access.token })
+  if not ok then
+    if errors.is_error(err) then scrub(err, s.client_secret) end
+    error(err, 0)
+  end
+  s.access = nil
+  ctx:emit("token", { scheme = "oauth2", action = "revoked" })
+  return true
+end
+
 ---------------------------------------------------------------------------
 -- A pre-issued token
 

@@ -29,8 +29,10 @@
 --     are sent again without the rejected ones (at most twice).
 --   * a 4xx naming none: every device of the chunk failed with it (the
 --     request was refused; nothing was done).
---   * a transport failure that provably came before sending: failed; any
---     other (timeout, reset after sending) and any 5xx: unknown.
+--   * a transport failure that provably came before sending, or a 5xx
+--     carrying a Knox code that is not transient (KME RSA_DECRYPTION_FAIL):
+--     failed; any other transport failure (timeout, reset after sending)
+--     and any other 5xx: unknown.
 --
 -- `strict = true` raises kind "partial" carrying the result (err.result)
 -- when anything failed or is unknown.
@@ -123,7 +125,10 @@ local function settle(chunk, res, def, acc)
   local err = res
   if err.kind == "usage" then error(err, 0) end
   local status = err.status or 0
-  if status >= 400 and status < 500 or not_sent(err) then
+  -- a 5xx that carries a Knox code known not to be transient (KME
+  -- RSA_DECRYPTION_FAIL) is Knox's definite answer, not an unknown outcome
+  local definite = status >= 500 and err.code ~= nil and err.retryable == false
+  if status >= 400 and status < 500 or definite or not_sent(err) then
     local named = {}
     if err.items then named = take_items(err.items, find, acc) end
     local rest = {}

@@ -135,6 +135,16 @@ function Client:__tostring()
   return "knox.Client(" .. clean_url(self.endpoints.kcs or "?") .. ")"
 end
 
+--- client:revoke(): revokes the current token of every provider that can
+-- (knox.auth.oauth2); returns how many were revoked.
+function Client:revoke()
+  local n = 0
+  for _, p in ipairs(self.providers) do
+    if p.revoke and p:revoke(self) then n = n + 1 end
+  end
+  return n
+end
+
 --- client:close(): closes the session; further requests raise kind "closed".
 function Client:close()
   if self.session then self.session:close() end

@@ -116,6 +116,19 @@ describe("knox command", function()
       end
     end)
 
+    it("refuses a tenant call that the credentials would send to the MSP's own tenant", function()
+      local code, out, err = run("request GET /kcs/v1/kme/devices/list --tenant C123", env())
+      assert.are.equal(2, code)
+      assert.are.equal("", out)
+      assert.matches("needs knox.auth.oauth2", err, 1, true)
+      local e = env()
+      e.KNOX_TENANT = "C123"
+      code, _, err = run("request GET /kcs/v1/kme/devices/list --service msp", e)
+      assert.are.equal(2, code, err)
+      code = run("request GET /kcs/v1/kme/devices/list -q pageSize=1 --no-tenant", e)
+      assert.are.equal(0, code)
+    end)
+
     it("says which variable is missing", function()
       local code, _, err = run("request GET /kcs/v1/kme/devices/list", { KNOX_BASE_URL = sim.url,
         KNOX_KEYS_FILE = sim.keys_file, KNOX_CLIENT_ID = "" })

@@ -72,6 +72,9 @@ local function request_parser()
   p:option("-H --header", "a request header; repeatable"):argname("'NAME: VALUE'"):count("*")
   p:option("-d --data", "the JSON body, @FILE or @- (stdin)"):argname("JSON")
   p:option("--service", "the service to classify the call as, when its path does not say"):argname("S")
+  p:option("--tenant", "act on this managed customer (MSP; overrides KNOX_TENANT); refused over a "
+    .. "credential that would ignore it"):argname("ID")
+  p:flag("--no-tenant", "send no tenant header even if KNOX_TENANT is set")
   p:flag("-v --verbose", "print each request and response (redacted) to stderr")
   return p
 end
@@ -114,6 +117,8 @@ function commands.request(argv, out, err_out)
   if not method:match "^[A-Z]+$" then return fail_usage(err_out, "METHOD must be a word such as GET or POST") end
   if path:sub(1, 1) ~= "/" then return fail_usage(err_out, "PATH must start with '/'") end
   local opts = { query = {}, headers = {}, service = a.service }
+  if a.tenant and a.no_tenant then return fail_usage(err_out, "--tenant and --no-tenant contradict each other") end
+  if a.tenant then opts.tenant = a.tenant elseif a.no_tenant then opts.tenant = false end
   for _, v in ipairs(a.query) do
     local k, val = v:match "^([^=]+)=(.*)$"
     if not k then return fail_usage(err_out, "-q takes key=value") end

@@ -61,6 +61,7 @@ build = {
     ["knox.auth"] = "lua/knox/auth.lua",
     ["knox.args"] = "lua/knox/args.lua",
     ["knox.cli"] = "lua/knox/cli.lua",
+    ["knox.bulk"] = "lua/knox/bulk.lua",
     ["knox.client"] = "lua/knox/client.lua",
     ["knox.client.batch"] = "lua/knox/client/batch.lua",
     ["knox.client.clock"] = "lua/knox/client/clock.lua",
@@ -101,7 +102,9 @@ build = {
     ["knox.sim.router"] = "lua/knox/sim/router.lua",
     ["knox.sim.state"] = "lua/knox/sim/state.lua",
     ["knox.text"] = "lua/knox/text.lua",
+    ["knox.schema"] = "lua/knox/schema.lua",
     ["knox.url"] = "lua/knox/url.lua",
+    ["knox.waiter"] = "lua/knox/waiter.lua",
   },
   install = {
     bin = { knox = "bin/knox", ["knox-sim"] = "bin/knox-sim" },

@@ -23,6 +23,10 @@ local knox = {
 -- on. The first result is always a boolean, so `local ok, err =
 -- knox.try(...)` reads the same whatever fn returns (nothing included).
 function knox.try(fn, ...)
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
+    error("bad argument #1 to 'try' (function expected, got " .. type(fn) .. ")", 2)
+  end
   local res = table.pack(pcall(fn, ...))
   if res[1] then
     return true, table.unpack(res, 2, res.n)

@@ -49,9 +49,21 @@ local function scrub(err, hidden)
   for _, k in ipairs { "message", "description", "body", "url", "name" } do err[k] = clean(err[k]) end
 end
 
+-- A real knox.Key: the userdata whose metatable is the one knox.core
+-- registered (what luaL_testudata checks), not any table claiming the
+-- name "knox.Key" in its __name.
 local function is_key(v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__name == "knox.Key"
+  return type(v) == "userdata" and getmetatable(v) == debug.getregistry()["knox.Key"]
+end
+
+-- A credential text: a non-empty string of valid UTF-8 without control
+-- characters (it ends up in JSON, a form or a header).
+local function credential(v, what)
+  if type(v) ~= "string" or v == "" then usage(what .. " is required", 3) end
+  if not utf8.len(v) or v:find "[%c]" then
+    usage(what .. " must be valid UTF-8 without control characters", 3)
+  end
+  return v
 end
 
 local Provider = {}
@@ -78,10 +90,8 @@ Legacy.__tostring = Provider.__tostring
 -- so a bad file fails when the client is built, not mid-run.
 function M.keys(opts)
   if type(opts) ~= "table" then usage("knox.auth.keys: options table expected") end
-  local client_id = opts.client_id
-  if type(client_id) ~= "string" or client_id == "" then
-    usage("knox.auth.keys: client_id (the Client Identifier from the Knox API portal) is required")
-  end
+  local client_id = credential(opts.client_id,
+    "knox.auth.keys: client_id (the Client Identifier from the Knox API portal)")
   local key
   if opts.keys ~= nil then
     if not is_key(opts.keys) then usage("knox.auth.keys: keys must be a knox.Key (from knox.keys.load)") end
@@ -163,11 +173,18 @@ OAuth2.__tostring = Provider.__tostring
 function M.oauth2(opts)
   if type(opts) ~= "table" then usage("knox.auth.oauth2: options table expected") end
   local id, sec, scope = opts.client_id, opts.client_secret, opts.scope
-  if type(id) ~= "string" or id == "" then usage("knox.auth.oauth2: client_id is required") end
-  if type(sec) ~= "string" or sec == "" then usage("knox.auth.oauth2: client_secret is required") end
+  credential(id, "knox.auth.oauth2: client_id")
+  credential(sec, "knox.auth.oauth2: client_secret")
   if type(scope) == "table" then
-    for i, v in ipairs(scope) do
-      if type(v) ~= "string" then usage("knox.auth.oauth2: scope[" .. i .. "] must be a string") end
+    local n = 0
+    for k in pairs(scope) do
+      if math.type(k) ~= "integer" or k < 1 then usage("knox.auth.oauth2: scope must be a list of strings") end
+      n = math.max(n, k)
+    end
+    for i = 1, n do
+      if type(scope[i]) ~= "string" or not scope[i]:match "^[%w%.:_%-]+$" then
+        usage("knox.auth.oauth2: scope[" .. i .. "] must be a scope name (a string)")
+      end
     end
     scope = table.concat(scope, " ")
   end
@@ -271,7 +288,9 @@ function M.token(opts)
   if type(header) ~= "string" or not header:match "^[%w%-]+$" then
     usage("knox.auth.token: header must be a header name")
   end
-  if value:find "[\r\n]" then usage("knox.auth.token: value must not contain line breaks") end
+  if value:find "[%c]" or not utf8.len(value) then
+    usage("knox.auth.token: value must be valid UTF-8 without line breaks or other control characters")
+  end
   header = header:lower()
   local scheme = opts.scheme or (header == "authorization" and "oauth2" or "legacy")
   if scheme ~= "legacy" and scheme ~= "oauth2" then
@@ -289,6 +308,58 @@ function Static:authorize()
 end
 
 function Static.invalidate() end
+
+--- provider:header_name(): the request header the provider puts its
+-- credential in. The client redacts it by this name in every hook and
+-- debug event, whatever it is called (the provider tells the redactor).
+function Provider:header_name()
+  if self.scheme == "legacy" and self.kind ~= "token" then return "x-knox-apitoken" end
+  if self.kind == "oauth2" then return "authorization" end
+  return secret[self].header
+end
+
+-- The secret values a provider holds now: what must never be shown even
+-- where a server echoes it back in free text (a token endpoint quoting the
+-- client secret it was sent), in plain and URL-encoded form.
+local function held_values(p)
+  local s = secret[p]
+  if not s then return {} end
+  local v = {}
+  if s.client_secret then v[#v + 1] = s.client_secret end
+  if s.access then v[#v + 1] = s.access.token end
+  if s.signed then v[#v + 1] = s.signed.jwt end
+  if s.value then
+    v[#v + 1] = s.value
+    v[#v + 1] = (s.value:gsub("^[Bb]earer ", ""))
+  end
+  local out = {}
+  for _, x in ipairs(v) do
+    if type(x) == "string" and #x >= 4 then
+      out[#out + 1] = x
+      local enc = x:gsub("[^%w%-._~]", function(c) return ("%%%02X"):format(c:byte()) end)
+      if enc ~= x then out[#out + 1] = enc end
+    end
+  end
+  return out
+end
+
+--- M.scrubber(providers) -> function(text) -> text with every secret value
+-- those providers hold now replaced by [redacted].
+function M.scrubber(providers)
+  return function(text)
+    if type(text) ~= "string" then return text end
+    for _, p in ipairs(providers) do
+      for _, v in ipairs(held_values(p)) do
+        local i = text:find(v, 1, true)
+        while i do
+          text = text:sub(1, i - 1) .. "[redacted]" .. text:sub(i + #v)
+          i = text:find(v, i + 10, true)
+        end
+      end
+    end
+    return text
+  end
+end
 
 --- Whether v is a provider made by this module.
 function M.is_provider(v)

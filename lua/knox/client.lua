@@ -54,7 +54,7 @@ local SESSION_OPTS = { "timeout", "connect_timeout", "low_speed_limit", "low_spe
 -- Every option knox.client takes (a misspelt one is refused with the
 -- nearest name).
 local OPTIONS = { "region", "base_url", "endpoints", "auth", "tenant", "env", "max_attempts", "retry_base",
-  "retry_cap", "retry_budget", "random", "clock", "sleep", "concurrency", "bulk_limits" }
+  "retry_cap", "retry_budget", "random", "clock", "sleep", "concurrency", "bulk_limits", "allow_insecure_http" }
 for _, k in ipairs(SESSION_OPTS) do OPTIONS[#OPTIONS + 1] = k end
 local OPTION_SET = {}
 for _, k in ipairs(OPTIONS) do OPTION_SET[k] = true end
@@ -85,6 +85,11 @@ function M.new(opts)
     if not auth.is_provider(p) then usage("auth[" .. i .. "] is not a knox.auth provider", 2) end
   end
   self.providers = providers or {}
+  -- the redactor learns each provider's credential header and held
+  -- secrets from the providers themselves, not from a list of names
+  self._auth_headers = {}
+  for _, p in ipairs(self.providers) do self._auth_headers[p:header_name()] = true end
+  self._scrub = auth.scrubber(self.providers)
 
   if opts.tenant ~= nil and (type(opts.tenant) ~= "string" or opts.tenant == "" or opts.tenant:find "[\r\n]") then
     usage("tenant must be a non-empty string (the managed customer id)", 2)
@@ -101,10 +106,23 @@ function M.new(opts)
   if type(self.clock) ~= "function" then usage("clock must be a function", 2) end
   if type(self.sleep) ~= "function" then usage("sleep must be a function", 2) end
   self.skew = 0
-  self.debug = opts.debug
+  if opts.debug ~= nil and type(opts.debug) ~= "function" then usage("debug must be a function", 2) end
+  self.debug = opts.debug and self:_safe_debug(opts.debug)
   self.hooks = {}
   self._routes, self._nroutes = {}, 0
   self.concurrency = opts.concurrency or 8
+  if math.type(self.concurrency) ~= "integer" or self.concurrency < 1 or self.concurrency > 1024 then
+    usage("concurrency must be an integer from 1 to 1024", 2)
+  end
+  if opts.allow_insecure_http ~= nil and type(opts.allow_insecure_http) ~= "boolean" then
+    usage("allow_insecure_http must be true or false", 2)
+  end
+  -- a provider's own absolute token URL is held to the same rule
+  for _, p in ipairs(self.providers) do
+    if type(p.token_url) == "string" and p.token_url:match "^[Hh][Tt][Tt][Pp]://" then
+      url_.check_base("token_url", p.token_url, opts.allow_insecure_http)
+    end
+  end
   if opts.bulk_limits ~= nil and type(opts.bulk_limits) ~= "table" then
     usage("bulk_limits must be a table: { kme = 500, [\"kg.lock_async\"] = 100 }", 2)
   end
@@ -117,6 +135,7 @@ function M.new(opts)
 
   local sopts = {}
   for _, k in ipairs(SESSION_OPTS) do sopts[k] = opts[k] end
+  sopts.debug = self.debug
   if sopts.user_agent == nil then
     sopts.user_agent = ("knox-lua/%s libcurl/%s %s"):format(core.version, core.curl_version, _VERSION)
   end
@@ -450,6 +469,11 @@ function Client:_prepare(method, path, opts)
   end
   if opts ~= nil and type(opts) ~= "table" then error("bad argument #3 to 'request' (table expected)", 3) end
   opts = opts or NO_OPTS
+  for _, k in ipairs { "params", "query" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "table" then
+      error(("bad argument #3 to 'request' (field '%s' must be a table, got %s)"):format(k, type(opts[k])), 3)
+    end
+  end
   local service, route, plain = self:_classify(path)
   if opts.service ~= nil then
     if type(opts.service) ~= "string" then usage("service must be a string", 3) end

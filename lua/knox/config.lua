@@ -91,7 +91,7 @@ function M.endpoints(opts)
   for name, r in pairs(reg.routes) do all[name] = r.hosts end
   for name, h in pairs(GENERIC) do all[name] = h end
   if opts.base_url ~= nil then
-    local b = url.check_base("base_url", opts.base_url)
+    local b = url.check_base("base_url", opts.base_url, opts.allow_insecure_http)
     for name in pairs(all) do ep[name] = b end
   else
     local region = opts.region or "us"
@@ -110,7 +110,7 @@ function M.endpoints(opts)
         table.sort(names)
         usage("unknown endpoint '" .. tostring(k) .. "' (" .. table.concat(names, ", ") .. ")")
       end
-      ep[k] = url.check_base(k, v)
+      ep[k] = url.check_base(k, v, opts.allow_insecure_http)
     end
   end
   return ep

@@ -65,9 +65,17 @@ local TEXT_MAX = 480
 --- The service names lookup() and catalog() know.
 M.services = { "kme", "kg", "msp", "kdp", "kc", "kai", "auth", "samsung_account", "oauth2" }
 
---- Builds a knox.Error from a table of fields (kind is required).
+--- Builds a knox.Error from a table of fields (kind is required). The
+-- fields are copied into a new table: a table with a metatable of its own
+-- (a provider, another object) keeps it and is not turned into an error.
 function M.new(fields)
-  return make(fields)
+  if type(fields) ~= "table" then
+    error("bad argument #1 to 'new' (table expected, got " .. type(fields) .. ")", 2)
+  end
+  if type(fields.kind) ~= "string" then error("bad argument #1 to 'new' (field 'kind' must be a string)", 2) end
+  local t = {}
+  for k, v in pairs(fields) do t[k] = v end
+  return make(t)
 end
 
 --- usage(msg [, level]): raises a knox.Error of kind "usage": input the

@@ -54,9 +54,18 @@ end
 -- (a server ignoring pageNum) raises kind "partial" instead of looping.
 function M.pages(fetch, opts)
   if type(fetch) ~= "function" then error("bad argument #1 to 'pages' (function expected)", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'pages' (table expected)", 2) end
   opts = opts or {}
   local size = opts.page_size or 100
   if math.type(size) ~= "integer" or size < 1 then usage("page_size must be a positive integer") end
+  if opts.start ~= nil and (math.type(opts.start) ~= "integer" or opts.start < 0) then
+    usage("start must be a non-negative integer (a page number)")
+  end
+  if opts.max_pages ~= nil and (math.type(opts.max_pages) ~= "integer" or opts.max_pages < 0) then
+    usage("max_pages must be a non-negative integer")
+  end
+  if opts.items ~= nil and type(opts.items) ~= "string" then usage("items must be the name of the list field") end
+  if opts.on_page ~= nil and type(opts.on_page) ~= "function" then usage("on_page must be a function") end
   local page = opts.start or 0
   local max_pages = opts.max_pages
   local seen, total, done, count, last = 0, nil, false, 0, nil
@@ -99,6 +108,7 @@ end
 
 --- pager.each(fetch, opts): iterator over the items of every page.
 function M.each(fetch, opts)
+  if type(fetch) ~= "function" then error("bad argument #1 to 'each' (function expected)", 2) end
   local pages = M.pages(fetch, opts)
   local items, i = nil, 0
   return function()
@@ -162,6 +172,11 @@ end
 -- cursor-paged row (def.cursor = { arg = "searchAfter", next = "nextSearchAfter" }).
 function M.cursor_method(def, fetch_method)
   return function(self, args, opts)
+    for i, v in ipairs { args or {}, opts or {} } do
+      if type(v) ~= "table" then
+        error(("bad argument #%d to '%s' (table expected, got %s)"):format(i, def.each, type(v)), 2)
+      end
+    end
     args = args or {}
     local fetch_opts
     if opts then

@@ -71,19 +71,19 @@ function M.request_opts(svc, def, args, opts)
   return ropts
 end
 
-local function check_call(def, args, opts, level)
+local function check_call(name, args, opts, level)
   if args ~= nil and type(args) ~= "table" then
-    error(("bad argument #1 to '%s' (table expected, got %s)"):format(def.name, type(args)), level + 1)
+    error(("bad argument #1 to '%s' (table expected, got %s)"):format(name, type(args)), level + 1)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #2 to '%s' (table expected, got %s)"):format(def.name, type(opts)), level + 1)
+    error(("bad argument #2 to '%s' (table expected, got %s)"):format(name, type(opts)), level + 1)
   end
 end
 
 local function make_method(def)
   local method, path = def[1], def[2]
   return function(self, args, opts)
-    check_call(def, args, opts, 2)
+    check_call(def.name, args, opts, 2)
     args = args or {}
     if opts then check_opts(opts, self.name .. ":" .. def.name) end
     if def.bulk and not (opts and opts.raw) then
@@ -99,7 +99,7 @@ end
 
 local function make_each(def, fetch_method)
   return function(self, args, opts)
-    check_call(def, args, opts, 2)
+    check_call(def.each, args, opts, 2)
     args = args or {}
     local fetch_opts
     if opts then

@@ -97,9 +97,28 @@ M.expand_path = expand_path
 
 --- check_base(name, url): url without trailing slashes, or raises kind
 -- "usage" when it is not an http(s) URL.
-function M.check_base(name, url)
-  if type(url) ~= "string" or not url:match "^https?://[^/]+" then
+-- Whether an http:// URL's host is the loopback (the simulator, a local
+-- proxy): 127.0.0.0/8, ::1 or localhost.
+local function is_loopback(u)
+  local authority = u:match "^[Hh][Tt][Tt][Pp]://([^/?#]*)"
+  if not authority then return false end
+  authority = authority:gsub("^.*@", "")
+  local host = authority:match "^%[(.-)%]" or authority:match "^([^:]*)"
+  host = host:lower()
+  return host == "localhost" or host == "::1" or host:match "^127%.%d+%.%d+%.%d+$" ~= nil
+end
+M.is_loopback = is_loopback
+
+--- check_base(name, url [, allow_insecure]): url without trailing "/",
+-- or raises kind "usage". http:// is refused for any host but the loopback
+-- (a token would travel in clear) unless allow_insecure is true.
+function M.check_base(name, url, allow_insecure)
+  if type(url) ~= "string" or not url:match "^[Hh][Tt][Tt][Pp][Ss]?://[^/]+" or url:find "[%s%c]" then
     usage("endpoint '" .. name .. "' must be an http(s) URL, got " .. tostring(url), 4)
+  end
+  if url:match "^[Hh][Tt][Tt][Pp]://" and not allow_insecure and not is_loopback(url) then
+    usage(("endpoint '%s' is http:// to a host that is not the loopback: credentials would travel in clear; "
+      .. "use https://, or allow_insecure_http = true if you really mean it"):format(name), 4)
   end
   return (url:gsub("/+$", ""))
 end

@@ -44,6 +44,9 @@ function M:batch(requests, opts)
   if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'batch' (table expected)", 2) end
   opts = opts or {}
   local count = requests.n or #requests
+  if math.type(count) ~= "integer" or count < 0 then
+    error("bad argument #1 to 'batch' (field 'n' must be a non-negative integer)", 2)
+  end
   for i = 1, count do
     -- a hole would end ipairs early and leave the rest unsent, unnoticed
     if requests[i] == nil then error("bad argument #1 to 'batch' (item " .. i .. " is nil)", 2) end

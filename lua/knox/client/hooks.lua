@@ -29,11 +29,45 @@ function M:_emit(event, data)
   for _, fn in ipairs(list) do fn(data) end
 end
 
+-- The names to redact in a request's headers: every provider's
+-- credential header, and the one this request's provider set.
+local function secret_headers(self, req)
+  if not req.auth_header or self._auth_headers[req.auth_header] then return self._auth_headers end
+  local t = { [req.auth_header] = true }
+  for k in pairs(self._auth_headers) do t[k] = true end
+  return t
+end
+
 -- The request hook's view of a request.
 function M:_emit_request(req, url, headers, attempt)
   self:_emit("request", { method = req.method, url = text.clean_url(url), service = req.service,
-    headers = text.redact_headers(headers, req.auth_header and { [req.auth_header] = true }),
+    headers = text.redact_headers(headers, secret_headers(self, req)),
     body_size = req.body and #req.body or 0, attempt = attempt })
+end
+
+-- Scrubs a debug event in place: the providers' credential headers by
+-- name, and every value a provider holds wherever it appears in text.
+local function scrub_event(self, ev, depth)
+  for k, v in pairs(ev) do
+    if type(v) == "string" then
+      ev[k] = self._scrub(v)
+    elseif type(v) == "table" and depth < 3 then
+      if k == "headers" then
+        for hk in pairs(v) do
+          if type(hk) == "string" and self._auth_headers[hk:lower()] then v[hk] = "[redacted]" end
+        end
+      end
+      scrub_event(self, v, depth + 1)
+    end
+  end
+end
+
+--- The debug hook the session calls: the user's, after the scrub.
+function M:_safe_debug(user)
+  return function(ev)
+    if type(ev) == "table" then scrub_event(self, ev, 0) end
+    return user(ev)
+  end
 end
 
 -- The response hook's view of a response.

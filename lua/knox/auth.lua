@@ -132,10 +132,17 @@ function Legacy:authorize(ctx)
         body = res
         break
       end
-      -- The known Knox pitfall: a signer whose clock is off gets "expired"
-      -- or "bad request" for a fresh JWT. If this very answer taught the
-      -- client the server's time, sign again with it, once.
-      if try == 2 or not errors.is_error(res) or res.kind ~= "auth" or ctx:skew() == skew then
+      -- Sign again, once, with a new JWT (a new jti: Knox refuses a jti it
+      -- has seen) when
+      -- - the known Knox pitfall: a signer whose clock is off gets
+      --   "expired" or "bad request" for a fresh JWT, and this very answer
+      --   taught the client the server's time; or
+      -- - the request was lost after it may have reached Knox (a reset, a
+      --   timeout): getting a token twice is harmless, but replaying the
+      --   same JWT would be refused as a reused jti.
+      local again = errors.is_error(res) and (res.kind == "auth" and ctx:skew() ~= skew
+        or res.kind == "transport" or res.kind == "timeout")
+      if try == 2 or not again then
         error(res, 0)
       end
     end

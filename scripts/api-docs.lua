@@ -416,13 +416,20 @@ local function human_prefix(p)
   return s
 end
 
-local function scheme_text(schemes, md_link)
+-- "`legacy` (knox.auth.keys; tenant header ignored), ..." (long) or
+-- "`legacy`: tenant ignored, ..." (short, for the route tables).
+local function scheme_text(schemes, long)
   local names = sorted_keys(schemes)
   if #names == 0 then return "none (no credential is sent)" end
   local out = {}
   for _, s in ipairs(names) do
-    out[#out + 1] = ("%s (%s; tenant header %s)"):format(code(s), md_link and code(SCHEME_PROVIDER[s] or s)
-      or SCHEME_PROVIDER[s] or s, schemes[s].tenant and "honoured" or "**ignored**")
+    local tenant = schemes[s].tenant
+    if long then
+      out[#out + 1] = ("%s (%s; tenant header %s)"):format(code(s), code(SCHEME_PROVIDER[s] or s),
+        tenant and "honoured" or "**ignored**")
+    else
+      out[#out + 1] = ("%s: tenant %s"):format(code(s), tenant and "honoured" or "**ignored**")
+    end
   end
   return table.concat(out, ", ")
 end
@@ -509,7 +516,7 @@ end
 local function wire_text(def, a)
   local schema = require "knox.schema"
   local where = schema.place(def, a, a[1])
-  if where == "none" then return "not sent as such (read by the row's finish)" end
+  if where == "none" then return "read by the row's finish" end
   if where == "path" then return "path " .. code("{" .. a[1] .. "}") end
   return where .. " " .. code(a.wire or a[1])
 end
@@ -635,7 +642,7 @@ local function service_blocks(reg, svc, B)
       for _, x in ipairs(r.prefixes) do p[#p + 1] = code(human_prefix(x)) end
       local row = { code(r.name), table.concat(p, ", ") }
       for _, region in ipairs(hosts.regions) do row[#row + 1] = r.hosts[region] and code(r.hosts[region]) or "" end
-      row[#row + 1] = scheme_text(r.schemes, true)
+      row[#row + 1] = scheme_text(r.schemes, false)
       rows[#rows + 1] = row
     end
     B.table(head, rows)
@@ -724,7 +731,9 @@ function M.build()
     .. "a wire field such as " .. code "devices.imeiOrSerials" .. " is a nested object and " .. code
     "deviceList[].deviceUid" .. " a list of objects, one per device. Methods acting on devices take "
     .. code "devices" .. " (IMEIs, serial numbers or Knox ids) whatever Knox calls the field.")
-  B.p("**Auth** lists the credential schemes a method's route accepts. A call that carries a tenant (client "
+  B.p("**Auth** lists the credential schemes a method's route accepts: " .. code "legacy" .. " is "
+    .. code "knox.auth.keys" .. " (the " .. code "x-knox-apitoken" .. " header), " .. code "oauth2" .. " is "
+    .. code "knox.auth.oauth2" .. " (a Bearer token). A call that carries a tenant (client "
     .. "option or call option " .. code "tenant" .. ") goes only over a scheme that honours the tenant header; "
     .. "when the client holds no such credential the call raises kind " .. code '"usage"' .. " instead of "
     .. "acting on the MSP's own tenant.")
@@ -912,8 +921,8 @@ h3 { font-size: 17px; margin: 36px 0 6px; padding-top: 10px; border-top: 1px das
 h3 code { font-size: 17px; background: none; padding: 0; color: var(--accent); }
 p { margin: 8px 0; }
 a { color: var(--accent); }
-code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; background: var(--bg2); padding: 1px 4px;
-  border-radius: 4px; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; background: var(--bg2); padding: 0 2px;
+  border-radius: 3px; }
 pre { background: var(--bg2); border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px;
   overflow-x: auto; }
 pre code { background: none; padding: 0; }

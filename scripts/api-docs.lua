@@ -843,7 +843,10 @@ local function md_inline(s, in_table)
     elseif kind == "link" then
       out[#out + 1] = "[" .. md_inline(text, in_table) .. "](" .. t[3] .. ")"
     else
-      text = text:gsub("[\\`%*%[%]<>]", "\\%0")
+      -- only what a Markdown reader would take for markup: a backslash or
+      -- backtick, emphasis, a link's "](", an HTML tag's "<x"
+      text = text:gsub("\\(%p)", "\\\\%1"):gsub("[`%*]", "\\%0"):gsub("%]%(", "\\](")
+        :gsub("<([%a/!?])", "\\<%1")
       if in_table then text = text:gsub("|", "\\|") end
       out[#out + 1] = text
     end

@@ -21,7 +21,7 @@ KLIBS     = $(shell pkg-config --libs libcurl libcjson openssl 2>/dev/null) $(LD
 
 LUAPATH   = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all build deps test test-run check lint bench demo clean
+.PHONY: all build deps test test-run check lint bench demo docs clean
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -68,6 +68,17 @@ demo: deps
 	@$(MAKE) --no-print-directory build
 	@if [ -f examples/demo.lua ]; then $(LUAPATH) $(LUA) examples/demo.lua; \
 	 else echo "knox: the demo does not exist yet (see README.md)"; exit 1; fi
+
+# The API reference: docs/API.md (committed; spec/api_docs_spec.lua checks
+# it is up to date) and docs/api/index.html from the registry rows
+# (scripts/api-docs.lua), the hand-written modules' LDoc pages in
+# docs/api/ldoc/ (config.ld). docs/api/ is generated and git-ignored.
+docs: deps
+	@$(MAKE) --no-print-directory build
+	$(LUAPATH) $(LUA) scripts/api-docs.lua --md docs/API.md --html docs/api/index.html
+	rm -rf docs/api/ldoc
+	ldoc -q .
+	@echo "knox: docs/API.md, docs/api/index.html, docs/api/ldoc/index.html"
 
 clean:
 	rm -rf build build-asan

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages knox needs to build, test, lint and bench.
+# Installs the Debian packages knox needs to build, test, lint, bench and
+# document (lua-ldoc, for `make docs`).
 # Idempotent: does nothing when every package is present. Only Debian's
 # archive is used; nothing is downloaded from anywhere else.
 set -eu
@@ -27,6 +28,7 @@ lua-system
 lua-filesystem
 nginx-light
 cppcheck
+lua-ldoc
 "
 
 missing=""

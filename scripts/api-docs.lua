@@ -258,6 +258,8 @@ local DESCRIBE_CLIENT = {
   tenant = "the MSP's managed customer id, sent as `x-wsm-managed-tenantid` on every call (a call's own "
     .. "`tenant` wins); a call with a tenant goes only over a scheme that honours it",
   env = "`false`: read no environment variables at all",
+  allow_insecure_http = "`true`: allow `http://` to hosts other than the loopback (credentials then travel "
+    .. "in clear); default `false`",
   max_attempts = "tries per request, retries included (default 3)",
   retry_base = "backoff base in seconds (default 0.5)",
   retry_cap = "the longest backoff in seconds (default 20)",

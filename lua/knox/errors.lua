@@ -43,7 +43,9 @@
 -- message, description (the catalog's), service, error_id, transaction_id,
 -- request_id, retryable, retry_after (seconds), auth_action ("renew"),
 -- items (a rejected bulk call's per-item entries { id =, error = }, when
--- its body names them),
+-- its body names them), attempts (tries the client made), retry_stopped
+-- (why a retryable failure was not retried: unsafe_write, max_attempts,
+-- budget),
 -- method, url (no userinfo, secret query values redacted), body (raw,
 -- at most 4 KiB, secrets redacted), cause (transport).
 local core = require "knox.core"

@@ -26,6 +26,7 @@ int knox_http_open(lua_State *L)
     {"request", knox_http_request},
     {"batch", knox_http_batch},
     {"close", knox_http_close},
+    {"buffer_bytes", knox_http_buffer_bytes},
     {NULL, NULL},
   };
   /* thread-safe and reference-counted in the libcurl versions we build on;

@@ -2,6 +2,16 @@
  * http_batch.c — transport layer 6 (top, over http_session.c):
  * session:batch: many requests at once over curl multi and a pool of easy
  * handles that the session keeps for later batches.
+ *
+ * Memory: the n transfers that run at once (the concurrency, or fewer
+ * requests) each buffer at most max_batch_bytes / n of response body
+ * (and never more than max_response_bytes); a body over its share fails
+ * that item alone with RESPONSE_TOO_LARGE, non-retryable, naming
+ * max_batch_bytes. The share is fixed for the whole batch, so whether an
+ * item fits depends on its size, the concurrency and the options only,
+ * never on which other transfers happen to be running. Results handed to
+ * Lua are the caller's and are not counted. When the batch ends the pool
+ * releases every buffer (the handles and their connections stay).
  * May call: layers 0-5 (http_state.h, http_error.h, http_debug.h,
  * http_request.h, http_transfer.h, http_session.h), libcurl.
  * Interface: http_batch.h.
@@ -28,6 +38,7 @@ typedef struct {
   lua_Integer n;              /* requests */
   lua_Integer next;           /* the next request to start, 1-based */
   int conc;                   /* pool slots in use, at most n */
+  curl_off_t share;           /* body bytes each transfer may buffer */
   int active;                 /* transfers in the multi handle */
   int ev;                     /* B_EVENTS with a debug hook, else 0 */
 } Batch;
@@ -61,6 +72,18 @@ static void ensure_pool(lua_State *L, Session *S, int want)
       knox_error_raise(L);
     }
     S->pool[S->npool++] = t;
+  }
+}
+
+/* Frees the buffers of every pool handle (after a batch: the next one
+ * may be smaller, and a session may sit idle for long). */
+static void release_buffers(Session *S)
+{
+  for (int k = 0; k < S->npool; k++) {
+    Transfer *t = S->pool[k];
+    buf_free(&t->body);
+    buf_free(&t->head);
+    buf_free(&t->dbg);
   }
 }
 
@@ -116,7 +139,8 @@ static void finish_item(lua_State *L, const Batch *b, Transfer *t, CURLcode rc)
   if (b->ev) item_events(L, b, t, rc, req);
   lua_rawseti(L, B_RESULTS, i);
   lua_pop(L, 1);
-  buf_trim(&t->body);
+  /* a kept body buffer is the next item's on this slot: within its share */
+  buf_trim_to(&t->body, (uint64_t)b->share < KEEP_BUFFER ? (size_t)b->share : KEEP_BUFFER);
   buf_trim(&t->head);
   buf_trim(&t->dbg);
   t->index = 0;
@@ -133,6 +157,8 @@ static int start_item(lua_State *L, Batch *b, Transfer *t, lua_Integer i)
   knox_http_load_request(L, req, S, t, &r, B_REQS, i);
   lua_rawseti(L, B_ANCHORS, i); /* anchor the body */
   t->index = i;
+  t->max_body = b->share;
+  t->batch_ways = b->share < S->max_response ? b->conc : 0;
   CURLcode rc = knox_http_apply_request(t, &r);
   /* Over TLS, wait for a connection that may multiplex (HTTP/2) rather
    * than open one per request; over plain HTTP nothing multiplexes and
@@ -268,7 +294,7 @@ int knox_http_batch(lua_State *L)
   check_requests(L, S, n);
   lua_createtable(L, (int)(n < 1 << 20 ? n : 0), 0); /* B_RESULTS */
   lua_createtable(L, 0, 0);                            /* B_ANCHORS */
-  Batch b = {S, n, 1, 0, 0, 0};
+  Batch b = {.S = S, .n = n, .next = 1};
   if (S->has_debug) {
     lua_newtable(L);
     b.ev = B_EVENTS;
@@ -279,6 +305,9 @@ int knox_http_batch(lua_State *L)
   }
   if (conc > n) conc = n;
   b.conc = (int)conc;
+  b.share = S->max_batch / b.conc;
+  if (b.share > S->max_response) b.share = S->max_response;
+  if (b.share < 1) b.share = 1;
   ensure_pool(L, S, b.conc);
   detach_all(S); /* left attached by a batch that a Lua error interrupted */
   long maxconn = conc > 8 ? (long)conc : 8L;
@@ -287,6 +316,7 @@ int knox_http_batch(lua_State *L)
 
   if (mc == CURLM_OK) mc = run(L, &b);
   if (mc != CURLM_OK) fail_unfinished(L, &b, mc);
+  release_buffers(S);
   S->busy = 0;
   if (b.ev && knox_http_deliver_events(L, b.ev)) return lua_error(L);
   lua_pushvalue(L, B_RESULTS);

@@ -19,13 +19,18 @@ typedef struct {
   size_t len, cap;
 } Buf;
 
-static inline int buf_reserve(Buf *b, size_t extra)
+/* Room for extra more bytes, growing by doubling but never past max bytes
+ * in all (so a buffer bounded by a limit costs at most the limit, not
+ * twice it). Returns 0 when that would take more than max, or on OOM. */
+static inline int buf_reserve_max(Buf *b, size_t extra, size_t max)
 {
   if (extra <= b->cap - b->len) return 1;
-  if (extra > SIZE_MAX / 2 - b->len) return 0;
+  if (max > SIZE_MAX / 2) max = SIZE_MAX / 2;
+  if (b->len > max || extra > max - b->len) return 0;
   size_t need = b->len + extra;
   size_t cap = b->cap > 0 ? b->cap : 1024;
   while (cap < need) cap *= 2;
+  if (cap > max) cap = max;
   char *p = realloc(b->data, cap);
   if (p == NULL) return 0;
   b->data = p;
@@ -33,13 +38,24 @@ static inline int buf_reserve(Buf *b, size_t extra)
   return 1;
 }
 
-static inline int buf_add(Buf *b, const void *p, size_t n)
+static inline int buf_reserve(Buf *b, size_t extra)
+{
+  return buf_reserve_max(b, extra, SIZE_MAX / 2);
+}
+
+/* Appends p[0..n) within max bytes in all (see buf_reserve_max). */
+static inline int buf_add_max(Buf *b, const void *p, size_t n, size_t max)
 {
   if (n == 0) return 1;
-  if (!buf_reserve(b, n)) return 0;
+  if (!buf_reserve_max(b, n, max)) return 0;
   memcpy(b->data + b->len, p, n);
   b->len += n;
   return 1;
+}
+
+static inline int buf_add(Buf *b, const void *p, size_t n)
+{
+  return buf_add_max(b, p, n, SIZE_MAX / 2);
 }
 
 static inline void buf_free(Buf *b)
@@ -49,11 +65,17 @@ static inline void buf_free(Buf *b)
   b->len = b->cap = 0;
 }
 
-/* After a transfer: keep a small buffer for the next one, free a big one. */
+/* After a transfer: keep a buffer of at most keep bytes for the next one,
+ * free a bigger one. */
+static inline void buf_trim_to(Buf *b, size_t keep)
+{
+  if (b->cap > keep) buf_free(b);
+  else b->len = 0;
+}
+
 static inline void buf_trim(Buf *b)
 {
-  if (b->cap > KEEP_BUFFER) buf_free(b);
-  else b->len = 0;
+  buf_trim_to(b, KEEP_BUFFER);
 }
 
 #endif

@@ -103,6 +103,7 @@ static void request_event(lua_State *L, int ev, const Session *S, const Transfer
       if (*v == '\0' && *colon == ':') continue; /* a curl header removal */
       knox_http_add_header(L, tbl, l->data, (size_t)(colon - l->data), v, strlen(v), 1, ", ", 1);
     }
+    knox_http_join_headers(L, tbl);
   }
   lua_setfield(L, -2, "headers");
   lua_pushboolean(L, block != NULL);

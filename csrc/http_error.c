@@ -161,6 +161,64 @@ void knox_http_set_request_fields(lua_State *L, int req)
   lua_pop(L, 1);
 }
 
+/* Whether rc is libcurl refusing a response header line longer than
+ * CURL_MAX_HTTP_HEADER: it stops with CURLE_OUT_OF_MEMORY and never hands
+ * the line to header_cb, so knox's own limits cannot see it. A transfer
+ * that sent its request and had not yet received the end of the final
+ * header block was reading header lines when that happened. */
+static int header_line_refused(const Transfer *t, CURLcode rc, long sent)
+{
+  return t != NULL && rc == CURLE_OUT_OF_MEMORY && t->fail == FAIL_NONE && !t->head_done && sent > 0;
+}
+
+/* [-0, +1, m] the message of a transfer that ended with rc; sets *name and
+ * *flags where knox knows better than libcurl's code (its own limits). */
+static void push_message(lua_State *L, const Session *S, const Transfer *t, CURLcode rc, long sent,
+                         const char **name, int *flags)
+{
+  int fail = t != NULL ? t->fail : FAIL_NONE;
+  if (fail == FAIL_TOO_LARGE || rc == CURLE_FILESIZE_EXCEEDED) {
+    *name = "RESPONSE_TOO_LARGE";
+    *flags = 0;
+    if (t != NULL && t->batch_ways > 0) {
+      lua_pushfstring(L, "response body larger than %I bytes, this transfer's share of max_batch_bytes "
+                         "(%I bytes for %d transfers at once); lower the concurrency or raise max_batch_bytes",
+                      (lua_Integer)t->max_body, (lua_Integer)S->max_batch, t->batch_ways);
+    } else {
+      lua_pushfstring(L, "response body larger than max_response_bytes (%I bytes)",
+                      (lua_Integer)S->max_response);
+    }
+  } else if (fail == FAIL_HEADERS_TOO_LARGE || fail == FAIL_HEADERS_TOO_MANY ||
+             header_line_refused(t, rc, sent)) {
+    *name = "RESPONSE_HEADERS_TOO_LARGE";
+    *flags = 0;
+    if (fail == FAIL_HEADERS_TOO_MANY) {
+      lua_pushfstring(L, "response has more than %d header lines", HEADER_LINES_LIMIT);
+    } else if (fail == FAIL_HEADERS_TOO_LARGE) {
+      lua_pushfstring(L, "response headers larger than %d KiB", (int)(HEADER_BYTES_LIMIT / 1024));
+    } else {
+      lua_pushfstring(L, "a response header line longer than libcurl accepts (%d KiB)",
+                      CURL_MAX_HTTP_HEADER / 1024);
+    }
+  } else if (fail == FAIL_OOM) {
+    *name = "OUT_OF_MEMORY";
+    *flags = 0;
+    lua_pushliteral(L, "out of memory while receiving the response");
+  } else if (rc == CURLE_SEND_FAIL_REWIND) {
+    /* the only rewind we refuse is libcurl's own resend of a write on a
+     * fresh connection after a reused one died (http_transfer.c, seek_refuse_cb) */
+    *name = "CONNECTION_DIED";
+    lua_pushliteral(L, "the connection closed before any response; the request was not sent again "
+                       "because the server may have acted on it");
+  } else if (t != NULL && t->errbuf[0] != '\0') {
+    size_t len = strnlen(t->errbuf, sizeof t->errbuf);
+    while (len > 0 && (t->errbuf[len - 1] == '\n' || t->errbuf[len - 1] == '\r')) len--;
+    knox_http_push_redacted(L, t->errbuf, len);
+  } else {
+    lua_pushstring(L, curl_easy_strerror(rc));
+  }
+}
+
 /* [-0, +1, m] the knox.Error for a transfer (t may be NULL for failures
  * outside a transfer) that ended with rc, for the request table at req
  * (0: none). kind "transport"; cause = {curl_code, name, text, ambiguous}. */
@@ -170,36 +228,10 @@ void knox_http_push_transport_error(lua_State *L, const Session *S, const Transf
   int flags;
   const char *name = code_name(rc, &flags);
   const char *text = curl_easy_strerror(rc);
-  int fail = t != NULL ? t->fail : FAIL_NONE;
   long sent = t != NULL ? knox_http_info_long(t->easy, CURLINFO_REQUEST_SIZE, 0) : 0;
   int top = lua_gettop(L);
 
-  if (fail == FAIL_TOO_LARGE || rc == CURLE_FILESIZE_EXCEEDED) {
-    name = "RESPONSE_TOO_LARGE";
-    flags = 0;
-    lua_pushfstring(L, "response body larger than max_response_bytes (%I bytes)",
-                    (lua_Integer)S->max_response);
-  } else if (fail == FAIL_HEADERS_TOO_LARGE) {
-    name = "RESPONSE_TOO_LARGE";
-    flags = 0;
-    lua_pushliteral(L, "response headers larger than 1 MiB");
-  } else if (fail == FAIL_OOM) {
-    name = "OUT_OF_MEMORY";
-    flags = 0;
-    lua_pushliteral(L, "out of memory while receiving the response");
-  } else if (rc == CURLE_SEND_FAIL_REWIND) {
-    /* the only rewind we refuse is libcurl's own resend of a write on a
-     * fresh connection after a reused one died (http_transfer.c, seek_refuse_cb) */
-    name = "CONNECTION_DIED";
-    lua_pushliteral(L, "the connection closed before any response; the request was not sent again "
-                       "because the server may have acted on it");
-  } else if (t != NULL && t->errbuf[0] != '\0') {
-    size_t len = strnlen(t->errbuf, sizeof t->errbuf);
-    while (len > 0 && (t->errbuf[len - 1] == '\n' || t->errbuf[len - 1] == '\r')) len--;
-    knox_http_push_redacted(L, t->errbuf, len);
-  } else {
-    lua_pushstring(L, text);
-  }
+  push_message(L, S, t, rc, sent, &name, &flags);
   if (name == NULL) {
     lua_pushfstring(L, "CURLE_%d", (int)rc);
     name = lua_tostring(L, -1);

@@ -33,6 +33,12 @@
 #define DEFAULT_TIMEOUT_MS 60000L
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_MAX_RESPONSE ((curl_off_t)64 * 1024 * 1024)
+/* The receive buffers of all the transfers of one batch together: each of
+ * the n transfers that run at once may buffer max_batch_bytes / n
+ * (http_batch.c), so a batch's memory no longer grows with its
+ * concurrency. 64 MiB: 8 MiB per transfer at the default concurrency 8,
+ * far above any Knox page or bulk answer. */
+#define DEFAULT_MAX_BATCH ((curl_off_t)64 * 1024 * 1024)
 
 /* ---------------------------------------------------------------------
  * Session lifetime.
@@ -163,7 +169,7 @@ static lua_Number opt_number(lua_State *L, const char *key, lua_Number def)
 static const char *const session_options[] = {
   "timeout", "connect_timeout", "low_speed_limit", "low_speed_time", "proxy", "noproxy",
   "ca_file", "ca_path", "verify", "user_agent", "http_version", "max_response_bytes",
-  "accept_encoding", "debug", NULL,
+  "max_batch_bytes", "accept_encoding", "debug", NULL,
 };
 
 /* Raises "bad argument" for a key of the options table that is no option. */
@@ -184,7 +190,15 @@ static void check_option_names(lua_State *L)
   }
 }
 
-/* timeout, connect_timeout, low_speed_limit/_time, max_response_bytes. */
+/* A byte count option, clamped to what a curl_off_t holds exactly. */
+static curl_off_t opt_bytes(lua_State *L, const char *key, curl_off_t def)
+{
+  lua_Number v = opt_number(L, key, (lua_Number)def);
+  return v >= 9.0e15 ? (curl_off_t)9000000000000000LL : (curl_off_t)v;
+}
+
+/* timeout, connect_timeout, low_speed_limit/_time, max_response_bytes,
+ * max_batch_bytes. */
 static void read_limits(lua_State *L, Session *S)
 {
   S->timeout_ms = knox_http_seconds_to_ms(opt_number(L, "timeout", DEFAULT_TIMEOUT_MS / 1000.0));
@@ -197,8 +211,11 @@ static void read_limits(lua_State *L, Session *S)
     S->low_speed_limit = lsl > 0 ? (long)fmin(lsl, (lua_Number)LONG_MAX / 2) : 1L;
     S->low_speed_time = lst > 0 ? (long)ceil(fmin(lst, 86400.0)) : 30L;
   }
-  lua_Number max = opt_number(L, "max_response_bytes", (lua_Number)DEFAULT_MAX_RESPONSE);
-  S->max_response = max >= 9.0e15 ? (curl_off_t)9000000000000000LL : (curl_off_t)max;
+  S->max_response = opt_bytes(L, "max_response_bytes", DEFAULT_MAX_RESPONSE);
+  S->max_batch = opt_bytes(L, "max_batch_bytes", DEFAULT_MAX_BATCH);
+  if (S->max_response < 1 || S->max_batch < 1) {
+    luaL_argerror(L, 1, "options 'max_response_bytes' and 'max_batch_bytes' must be at least 1");
+  }
 }
 
 /* verify and http_version. */
@@ -358,6 +375,26 @@ int knox_http_request(lua_State *L)
   if (ev && knox_http_deliver_events(L, ev)) return lua_error(L);
   if (rc != CURLE_OK) return knox_error_raise(L);
   return 4;
+}
+
+/* Bytes allocated in the buffers of t. */
+static size_t transfer_bytes(const Transfer *t)
+{
+  return t->body.cap + t->head.cap + t->dbg.cap;
+}
+
+/* session:buffer_bytes(): [-0, +1, v] the bytes the session's receive and
+ * debug buffers hold now, outside Lua's heap: what session:request keeps
+ * for the next request (at most 256 KiB per buffer); a batch releases all
+ * of its own when it ends. Raises kind "closed" on a closed session. */
+int knox_http_buffer_bytes(lua_State *L)
+{
+  Session *S = luaL_checkudata(L, 1, SESSION_MT);
+  if (S->closed) return knox_error_throw(L, "closed", "knox.Session is closed");
+  size_t n = transfer_bytes(&S->main);
+  for (int i = 0; i < S->npool; i++) n += transfer_bytes(S->pool[i]);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
 }
 
 /* ---------------------------------------------------------------------

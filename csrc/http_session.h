@@ -20,6 +20,10 @@ void knox_http_begin_busy(lua_State *L, Session *S);
 /* session:request{...}: [-0, +4, e] status, headers, body, info. */
 int knox_http_request(lua_State *L);
 
+/* session:buffer_bytes(): [-0, +1, v] bytes held in the session's
+ * buffers (outside Lua's heap). */
+int knox_http_buffer_bytes(lua_State *L);
+
 /* session:close(): [-0, +0, v] frees the handles; idempotent. */
 int knox_http_close(lua_State *L);
 

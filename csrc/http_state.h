@@ -18,7 +18,16 @@
 #endif
 
 /* Why a callback stopped the transfer (Transfer.fail). */
-enum { FAIL_NONE, FAIL_TOO_LARGE, FAIL_HEADERS_TOO_LARGE, FAIL_OOM };
+enum { FAIL_NONE, FAIL_TOO_LARGE, FAIL_HEADERS_TOO_LARGE, FAIL_HEADERS_TOO_MANY, FAIL_OOM };
+
+/* Response header limits (http_transfer.c enforces them, http_error.c
+ * names them). The byte limit is below libcurl's own total (300 KiB of
+ * every header line of every block of a transfer, counted as here, in the
+ * libcurl we build on), so that knox's limit and its non-retryable error
+ * fire first; a single line over CURL_MAX_HTTP_HEADER (100 KiB) never
+ * reaches knox at all, and http_error.c recognises that failure. */
+#define HEADER_BYTES_LIMIT ((size_t)256 * 1024)
+#define HEADER_LINES_LIMIT 1000
 
 /* One easy handle and what its transfers fill. */
 typedef struct {
@@ -27,7 +36,11 @@ typedef struct {
   Buf body;                   /* response body, decoded */
   Buf head;                   /* the last response header block, raw */
   Buf dbg;                    /* debug records: tag, length, bytes */
-  curl_off_t max_body;
+  curl_off_t max_body;        /* max_response_bytes, or a batch's share */
+  int batch_ways;             /* >0: max_body is max_batch_bytes / batch_ways */
+  size_t head_bytes;          /* every header line of this transfer so far */
+  int head_lines;             /* header lines of the current block */
+  int head_done;              /* the final header block ended (a blank line) */
   int fail;                   /* why a callback stopped the transfer */
   int dbg_dropped;
   int in_multi;
@@ -47,6 +60,7 @@ typedef struct {
   long timeout_ms, connect_timeout_ms, low_speed_limit, low_speed_time;
   long http_version;          /* 0: let curl negotiate */
   curl_off_t max_response;
+  curl_off_t max_batch;       /* all receive buffers of one batch */
   char *proxy, *noproxy, *ca_file, *ca_path, *user_agent, *accept_encoding;
   int verify;
   int has_debug;

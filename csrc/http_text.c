@@ -203,7 +203,21 @@ void knox_http_push_safe_url(lua_State *L, const char *url)
  * Headers: raw lines -> a Lua table with lower-case names, repeated names
  * joined with ", ". With redact set, secret header values become
  * "[redacted]" and every other value is scanned for embedded secrets.
+ *
+ * Joining is linear: the parts of a repeated name collect in a list (value,
+ * separator, value, ...) and knox_http_join_headers concatenates each list
+ * once, at the end. Concatenating at every repeat instead copied the whole
+ * value each time: quadratic, 0.9 s of CPU for 50,000 lines of one name.
  */
+/* [-0, +1, m] the value of one header line, redacted when asked. */
+static void push_value(lua_State *L, const char *name, size_t nlen, const char *val, size_t vlen,
+                       int redact)
+{
+  if (redact && is_secret_name(name, nlen)) lua_pushstring(L, REDACTED);
+  else if (redact) knox_http_push_redacted(L, val, vlen);
+  else lua_pushlstring(L, val, vlen);
+}
+
 void knox_http_add_header(lua_State *L, int tbl, const char *name, size_t nlen,
                        const char *val, size_t vlen, int redact, const char *sep, int maybe_dup)
 {
@@ -217,27 +231,59 @@ void knox_http_add_header(lua_State *L, int tbl, const char *name, size_t nlen,
     for (size_t k = 0; k < nlen; k++) luaL_addchar(&b, (char)lower((unsigned char)name[k]));
     luaL_pushresult(&b);
   }
-  if (!maybe_dup) {
-    /* the common case: a name not seen before in this block */
-    if (redact && is_secret_name(name, nlen)) lua_pushstring(L, REDACTED);
-    else if (redact) knox_http_push_redacted(L, val, vlen);
-    else lua_pushlstring(L, val, vlen);
-    lua_rawset(L, tbl);
+  /* the common case: a name not seen before in this block */
+  int ty = LUA_TNIL;
+  if (maybe_dup) {
+    lua_pushvalue(L, -1);
+    ty = lua_rawget(L, tbl);
+  }
+  if (ty == LUA_TTABLE) {
+    /* a third or later line: two more parts */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_pushstring(L, sep);
+    lua_rawseti(L, -2, n + 1);
+    push_value(L, name, nlen, val, vlen, redact);
+    lua_rawseti(L, -2, n + 2);
+    lua_pop(L, 2);
     return;
   }
-  lua_pushvalue(L, -1);
-  lua_rawget(L, tbl);
-  if (redact && is_secret_name(name, nlen)) lua_pushstring(L, REDACTED);
-  else if (redact) knox_http_push_redacted(L, val, vlen);
-  else lua_pushlstring(L, val, vlen);
-  if (lua_isnil(L, -2)) {
-    lua_remove(L, -2);
-  } else {
-    lua_pushstring(L, sep);
+  if (ty == LUA_TSTRING) {
+    /* the second line: the value becomes a list of parts */
+    lua_createtable(L, 8, 0);
     lua_insert(L, -2);
-    lua_concat(L, 3);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, sep);
+    lua_rawseti(L, -2, 2);
+    push_value(L, name, nlen, val, vlen, redact);
+    lua_rawseti(L, -2, 3);
+  } else {
+    if (maybe_dup) lua_pop(L, 1);
+    push_value(L, name, nlen, val, vlen, redact);
   }
   lua_rawset(L, tbl);
+}
+
+void knox_http_join_headers(lua_State *L, int tbl)
+{
+  lua_pushnil(L);
+  while (lua_next(L, tbl) != 0) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      int parts = lua_gettop(L);
+      lua_Integer n = (lua_Integer)lua_rawlen(L, parts);
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, parts, i);
+        luaL_addvalue(&b);
+      }
+      luaL_pushresult(&b);
+      /* replacing the value of a key lua_next is at is allowed */
+      lua_pushvalue(L, parts - 1);
+      lua_insert(L, -2);
+      lua_rawset(L, tbl);
+    }
+    lua_pop(L, 1);
+  }
 }
 
 /* [-0, +1, m] the header table of a block of lines; skip_first drops a
@@ -295,5 +341,6 @@ void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip
     }
     knox_http_add_header(L, tbl, line, nlen, line + vs, ve - vs, redact, ", ", dup);
   }
+  knox_http_join_headers(L, tbl);
 }
 

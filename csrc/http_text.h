@@ -18,10 +18,13 @@ void knox_http_push_redacted(lua_State *L, const char *s, size_t n);
 void knox_http_push_safe_url(lua_State *L, const char *url);
 
 /* Header blocks. */
-/* [-0, +0, m] tbl[lower(name)] = val (joined with sep to an earlier value
- * when maybe_dup), redacted when redact is set. */
+/* [-0, +0, m] tbl[lower(name)] = val, redacted when redact is set. With
+ * maybe_dup, a name already in tbl keeps its value and gains sep and val
+ * (as a list of parts: knox_http_join_headers must follow the last add). */
 void knox_http_add_header(lua_State *L, int tbl, const char *name, size_t nlen,
                           const char *val, size_t vlen, int redact, const char *sep, int maybe_dup);
+/* [-0, +0, m] joins every list of parts in tbl into one string. */
+void knox_http_join_headers(lua_State *L, int tbl);
 /* [-0, +1, m] the header table of a block of lines; skip_first drops a
  * status or request line. */
 void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip_first, int redact);

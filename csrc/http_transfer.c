@@ -15,8 +15,6 @@
 
 #include <string.h>
 
-#define HEADER_LIMIT ((size_t)1024 * 1024) /* all response header lines */
-
 /* ---------------------------------------------------------------------
  * libcurl callbacks: C only, never Lua.
  */
@@ -37,7 +35,10 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
       (void)buf_reserve(&t->body, (size_t)cl);
     }
   }
-  if (!buf_add(&t->body, ptr, n)) {
+  /* never more capacity than the limit: a batch's shares add up to
+   * max_batch_bytes (http_batch.c) */
+  size_t max = (uint64_t)t->max_body > SIZE_MAX ? SIZE_MAX : (size_t)t->max_body;
+  if (!buf_add_max(&t->body, ptr, n, max)) {
     t->fail = FAIL_OOM;
     return 0;
   }
@@ -72,18 +73,38 @@ static int seek_refuse_cb(void *ud, curl_off_t offset, int origin)
   return CURL_SEEKFUNC_CANTSEEK;
 }
 
+/* Whether the header line ptr[0..n) is the blank line that ends a block. */
+static int is_blank_line(const char *ptr, size_t n)
+{
+  return (n == 2 && ptr[0] == '\r' && ptr[1] == '\n') || (n == 1 && ptr[0] == '\n');
+}
+
 static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
   Transfer *t = ud;
   size_t n = size * nmemb;
-  /* A new status line starts a new block (after 100 Continue, or a proxy's
-   * CONNECT reply): only the final response's headers are kept. */
-  if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) t->head.len = 0;
-  if (n > HEADER_LIMIT - t->head.len) {
+  /* every line of every block (1xx, the final one, trailers) counts, as in
+   * libcurl's own total */
+  if (n > HEADER_BYTES_LIMIT - t->head_bytes) {
     t->fail = FAIL_HEADERS_TOO_LARGE;
     return 0;
   }
-  if (!buf_add(&t->head, ptr, n)) {
+  t->head_bytes += n;
+  if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+    /* A new status line starts a new block (after 100 Continue, or a
+     * proxy's CONNECT reply): only the final response's headers are kept. */
+    t->head.len = 0;
+    t->head_lines = 0;
+    t->head_done = 0;
+  } else if (is_blank_line(ptr, n)) {
+    /* the end of a block; another follows a 1xx one */
+    long code = knox_http_info_long(t->easy, CURLINFO_RESPONSE_CODE, 0);
+    t->head_done = code < 100 || code >= 200;
+  } else if (++t->head_lines > HEADER_LINES_LIMIT) {
+    t->fail = FAIL_HEADERS_TOO_MANY;
+    return 0;
+  }
+  if (!buf_add_max(&t->head, ptr, n, HEADER_BYTES_LIMIT)) {
     t->fail = FAIL_OOM;
     return 0;
   }
@@ -188,6 +209,7 @@ CURLcode knox_http_apply_session(const Session *S, Transfer *t)
   CURL *h = t->easy;
   long verify = S->verify ? 1L : 0L;
   t->max_body = S->max_response;
+  t->batch_ways = 0;
   SETOPT(h, CURLOPT_SHARE, S->share);
   SETOPT(h, CURLOPT_PRIVATE, (void *)t);
   SETOPT(h, CURLOPT_NOSIGNAL, 1L);
@@ -247,6 +269,8 @@ CURLcode knox_http_apply_request(Transfer *t, const Req *r)
 {
   CURL *h = t->easy;
   t->body.len = t->head.len = t->dbg.len = 0;
+  t->head_bytes = 0;
+  t->head_lines = t->head_done = 0;
   t->fail = FAIL_NONE;
   t->dbg_dropped = 0;
   t->errbuf[0] = '\0';

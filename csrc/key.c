@@ -13,6 +13,7 @@
  * before the key is, so a raise anywhere leaves the cleanup to the GC.
  */
 #include "knox.h"
+#include "keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -793,22 +794,23 @@ static int l_key_public_key(lua_State *L)
   return 1;
 }
 
-/* key:to_json(): [-0, +1, e] keys.json text {"Public":..,"Private":..}:
- * SPKI and PKCS#8 DER, base64. The result holds the private key: handle
- * it as the secret it is. Raises knox.Error kind "key" if OpenSSL fails. */
-static int l_key_to_json(lua_State *L)
+/* [-0, +1, e] builds the keys.json text {"Public":..,"Private":..} (SPKI
+ * and PKCS#8 DER, base64) of the key at index 1 in scratch memory, which it
+ * pushes; *json and *len point into it. The caller cleanses all *total
+ * bytes of it as soon as it is done. Raises knox.Error kind "key" (as
+ * `name`) if OpenSSL fails. */
+static void encode_keys_json(lua_State *L, const knox_key *k, const char *name, char **json,
+                             size_t *len, size_t *total)
 {
   static const char pre[] = "{\"Public\":\"", mid[] = "\",\"Private\":\"", post[] = "\"}";
-  knox_key *k = check_key(L);
-  lua_settop(L, 1);
-  lua_getiuservalue(L, 1, 1); /* 2 */
+  lua_getiuservalue(L, 1, 1);
   size_t publen;
-  const char *pub = lua_tolstring(L, 2, &publen);
+  const char *pub = lua_tolstring(L, -1, &publen);
   /* PKCS#8 DER of an RSA key: under 6 bytes per modulus byte for any
    * exponent a usable key has, plus framing. */
   size_t dercap = (size_t)k->bits / 8 * 6 + 512;
-  size_t total = dercap + sizeof pre + publen + sizeof mid + b64_len(dercap, 1) + sizeof post;
-  unsigned char *mem = scratch_new(L, total); /* 3 */
+  *total = dercap + sizeof pre + publen + sizeof mid + b64_len(dercap, 1) + sizeof post;
+  unsigned char *mem = scratch_new(L, *total);
   unsigned char *p = mem;
   size_t left = dercap;
   OSSL_ENCODER_CTX *ectx = OSSL_ENCODER_CTX_new_for_pkey(k->pkey, EVP_PKEY_KEYPAIR, "DER",
@@ -817,10 +819,10 @@ static int l_key_to_json(lua_State *L)
            OSSL_ENCODER_to_data(ectx, &p, &left) == 1 && p == mem + (dercap - left);
   OSSL_ENCODER_CTX_free(ectx);
   if (!ok) {
-    OPENSSL_cleanse(mem, total);
-    return key_raise(L, "key:to_json", NULL, "cannot encode the private key");
+    OPENSSL_cleanse(mem, *total);
+    key_raise(L, name, NULL, "cannot encode the private key");
   }
-  char *json = (char *)mem + dercap, *q = json;
+  char *q = *json = (char *)mem + dercap;
   memcpy(q, pre, sizeof pre - 1);
   q += sizeof pre - 1;
   memcpy(q, pub, publen);
@@ -830,9 +832,86 @@ static int l_key_to_json(lua_State *L)
   q += b64_encode(q, mem, dercap - left, B64_STD, 1);
   memcpy(q, post, sizeof post - 1);
   q += sizeof post - 1;
-  lua_pushlstring(L, json, (size_t)(q - json));
+  *len = (size_t)(q - *json);
+  lua_remove(L, -2); /* the public key text; the scratch stays */
+}
+
+/* key:to_json(): [-0, +1, e] keys.json text {"Public":..,"Private":..}:
+ * SPKI and PKCS#8 DER, base64. The result holds the private key: handle
+ * it as the secret it is (key:save writes it without it ever becoming a
+ * Lua string). Raises knox.Error kind "key" if OpenSSL fails. */
+static int l_key_to_json(lua_State *L)
+{
+  knox_key *k = check_key(L);
+  lua_settop(L, 1);
+  char *json;
+  size_t len, total;
+  encode_keys_json(L, k, "key:to_json", &json, &len, &total); /* scratch at 2 */
+  unsigned char *mem = lua_touserdata(L, 2);
+  lua_pushlstring(L, json, len);
   OPENSSL_cleanse(mem, total);
   return 1;
+}
+
+/* Raises the knox.Error of a key file that key:save could not write:
+ * kind "key", path, cause = { name = "EEXIST"..., errno, text }. The
+ * message names the path and the step, never any key material. */
+static int keyfile_raise(lua_State *L, const char *path, int err, int step)
+{
+  char text[128];
+  if (strerror_r(err, text, sizeof text) != 0) snprintf(text, sizeof text, "error %d", err);
+  if (step == KEYFILE_CREATE && err == EEXIST) {
+    lua_pushfstring(L, knox_keyfile_is_symlink(path)
+                         ? "%s: is a symbolic link; a key file is never written through one"
+                         : "%s: exists; a key file is never overwritten", path);
+  } else {
+    static const char *const steps[] = {"create", "write", "sync", "close"};
+    lua_pushfstring(L, "%s: cannot %s the key file: %s", path,
+                    steps[step >= KEYFILE_CREATE && step <= KEYFILE_CLOSE ? step - 1 : 0], text);
+  }
+  ERR_clear_error();
+  knox_error_new(L, "key", lua_tostring(L, -1));
+  knox_error_setstr(L, "path", path);
+  lua_createtable(L, 0, 3);
+  char other[32];
+  const char *name = knox_keyfile_errno_name(err);
+  if (name == NULL) {
+    snprintf(other, sizeof other, "ERRNO_%d", err);
+    name = other;
+  }
+  knox_error_setstr(L, "name", name);
+  knox_error_setint(L, "errno", err);
+  knox_error_setstr(L, "text", text);
+  lua_setfield(L, -2, "cause");
+  return knox_error_raise(L);
+}
+
+/* key:save(path): [-0, +0, e] writes the keys.json text of key:to_json to
+ * a new file at path, created owner-only (mode 0600, less if the umask
+ * says so) and synced; never over an existing file (or directory) and
+ * never through a symbolic link, even a dangling one (keyfile.c). Raises
+ * "bad argument" for a path that is not a string or holds NUL; knox.Error
+ * kind "key" with .path and .cause {name ("EEXIST", "ENOENT", ...), errno,
+ * text} when the file cannot be created, written, synced or closed (a
+ * partly written file is removed). No key material is in the error. */
+static int l_key_save(lua_State *L)
+{
+  knox_key *k = check_key(L);
+  size_t plen;
+  /* a string only: a number would name a file "5" by accident */
+  if (lua_type(L, 2) != LUA_TSTRING) luaL_typeerror(L, 2, "string");
+  const char *path = lua_tolstring(L, 2, &plen);
+  luaL_argcheck(L, plen > 0 && strlen(path) == plen, 2, "a file name without NUL expected");
+  lua_settop(L, 2); /* the key at 1 (encode_keys_json reads it there), the path at 2 */
+  char *json;
+  size_t len, total;
+  encode_keys_json(L, k, "key:save", &json, &len, &total); /* scratch at 3 */
+  unsigned char *mem = lua_touserdata(L, 3);
+  int step = 0;
+  int err = knox_keyfile_write(path, json, len, &step);
+  OPENSSL_cleanse(mem, total);
+  if (err != 0) return keyfile_raise(L, path, err, step);
+  return 0;
 }
 
 /* Pushes the compact JWS (header RS512/JWT) of the JSON text at index
@@ -1085,6 +1164,7 @@ int knox_key_open(lua_State *L)
     {"fingerprint", l_key_fingerprint},
     {"bits", l_key_bits},
     {"to_json", l_key_to_json},
+    {"save", l_key_save},
     {"close", l_key_close},
     {NULL, NULL},
   };

@@ -177,27 +177,27 @@ function commands.keys(args, out, err_out)
       return 0
     end
     local bits, file = a.bits, a.out
-    local ok, res = pcall(function() return knox.keys.generate { bits = bits }:to_json() end)
-    if not ok then return report(err_out, res) end
-    if file then
-      local exists = io.open(file, "rb")
-      if exists then
-        exists:close()
-        return fail_usage(err_out, file .. " exists; not overwriting a key file")
-      end
-      -- private key material: create the file owner-only before writing it
-      local quoted = "'" .. file:gsub("'", "'\\''") .. "'"
-      if not os.execute("umask 077 && : > " .. quoted) then
-        return fail_usage(err_out, "cannot create " .. file)
-      end
-      local f, e = io.open(file, "wb")
-      if not f then return fail_usage(err_out, "cannot write " .. file .. ": " .. tostring(e)) end
-      f:write(res)
-      f:close()
-      err_out:write("knox: wrote ", file, "\n")
-    else
+    local ok, key = pcall(knox.keys.generate, { bits = bits })
+    if not ok then return report(err_out, key) end
+    if not file then
+      local done, res = pcall(key.to_json, key)
+      if not done then return report(err_out, res) end
       out:write(res, "\n")
+      return 0
     end
+    -- private key material: key:save creates a new file owner-only in one
+    -- open(O_CREAT|O_EXCL|O_NOFOLLOW, 0600), never over an existing file and
+    -- never through a symbolic link, even a dangling one (csrc/keyfile.c)
+    local saved, e = pcall(key.save, key, file)
+    if not saved then
+      -- refusing to replace what is at FILE is the caller's mistake (exit 2)
+      if knox.is_error(e) and type(e.cause) == "table" and e.cause.name == "EEXIST" then
+        err_out:write(tostring(e), "\n")
+        return 2
+      end
+      return report(err_out, e)
+    end
+    err_out:write("knox: wrote ", file, "\n")
     return 0
   elseif sub == "info" then
     if not args[2] then return fail_usage(err_out, "keys info needs FILE") end

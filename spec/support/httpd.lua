@@ -22,6 +22,10 @@
 --   /reset-mid-body   Content-Length 100000, sends part, then resets (RST)
 --   /empty            closes without any response
 --   /stats[?reset=1]  "connections=C requests=R inflight_peak=P"
+--   /many-headers?n=N[&distinct=1]  N 5-byte header lines "X:<digit>" (distinct=1:
+--                     "X-Rep-<i>: v"), then a 2-byte body
+--   /huge-header?bytes=N  one header line of about N bytes
+--   /big-headers?bytes=N  about N bytes of 1000-byte header lines
 local socket = require "socket"
 
 local lifetime = tonumber(arg and arg[1]) or 300
@@ -250,6 +254,19 @@ local function handle(c, conn_id, req_no)
     return false, "reset"
   elseif route == "/empty" then
     return false
+  elseif route == "/many-headers" then
+    local n, parts = tonumber(q.n) or 100, {}
+    for i = 1, n do
+      parts[i] = q.distinct == "1" and ("X-Rep-%d: v\r\n"):format(i) or ("X:%d\r\n"):format(i % 10)
+    end
+    send(c, "HTTP/1.1 200 OK\r\n" .. table.concat(parts) .. "Content-Length: 2\r\n\r\nok")
+  elseif route == "/huge-header" then
+    local n = tonumber(q.bytes) or 1000
+    send(c, "HTTP/1.1 200 OK\r\nX-Huge: " .. string.rep("h", n) .. "\r\nContent-Length: 2\r\n\r\nok")
+  elseif route == "/big-headers" then
+    local n, parts = tonumber(q.bytes) or 1000, {}
+    for i = 1, n // 1000 + 1 do parts[i] = ("X-Big-%06d: %s\r\n"):format(i, string.rep("b", 984)) end
+    send(c, "HTTP/1.1 200 OK\r\n" .. table.concat(parts) .. "Content-Length: 2\r\n\r\nok")
   elseif route == "/stats" then
     local text = ("connections=%d requests=%d inflight_peak=%d resets=%d"):format(
       stats.connections, stats.requests, stats.peak, stats.resets)

@@ -50,7 +50,7 @@ build = {
         "csrc/catalog.c", "csrc/catalog_find.c", "csrc/clock.c", "csrc/core.c",
         "csrc/errors.c", "csrc/http.c", "csrc/http_batch.c", "csrc/http_debug.c",
         "csrc/http_error.c", "csrc/http_request.c", "csrc/http_session.c", "csrc/http_text.c",
-        "csrc/http_transfer.c", "csrc/json.c", "csrc/kerror.c", "csrc/key.c", "csrc/text.c",
+        "csrc/http_transfer.c", "csrc/json.c", "csrc/kerror.c", "csrc/key.c", "csrc/keyfile.c", "csrc/text.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "cjson", "ssl", "crypto", "dl", "pthread" },

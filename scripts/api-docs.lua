@@ -283,6 +283,8 @@ local DESCRIBE_CLIENT = {
   user_agent = "the User-Agent (default `knox-lua/<version> libcurl/<version> Lua 5.4`)",
   http_version = "`\"1.1\"`, `\"2\"` or `\"2-prior-knowledge\"`",
   max_response_bytes = "the largest response body accepted (default 64 MiB)",
+  max_batch_bytes = "the receive buffers a whole batch (or bulk call) may hold: each transfer in flight "
+    .. "gets an equal share, at most max_response_bytes (default 64 MiB)",
   accept_encoding = "the Accept-Encoding sent (default gzip, and br when libcurl has it); `false`: none",
   debug = "`function(event)`: sees every transfer, redacted (no token, key or secret)",
 }

@@ -49,7 +49,8 @@ end
 -- Construction
 
 local SESSION_OPTS = { "timeout", "connect_timeout", "low_speed_limit", "low_speed_time", "proxy", "noproxy",
-  "ca_file", "ca_path", "verify", "user_agent", "http_version", "max_response_bytes", "accept_encoding", "debug" }
+  "ca_file", "ca_path", "verify", "user_agent", "http_version", "max_response_bytes", "max_batch_bytes",
+  "accept_encoding", "debug" }
 
 -- Every option knox.client takes (a misspelt one is refused with the
 -- nearest name).

@@ -237,7 +237,7 @@ function M.run(argv, ctx)
   common.add(p)
   local io_ = { err = ctx.err, json = common.json_errors(ctx.pre, argv) }
   local a, why = args_mod.parse(p, common.with_pre(argv, ctx.pre))
-  if not a then return report.usage(io_, why, p:get_usage()) end
+  if not a then return report.usage(io_, why, "(knox doctor -h for its flags)") end
   if a.help then
     ctx.out:write(p:get_help(), "\n")
     return 0

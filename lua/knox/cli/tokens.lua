@@ -43,7 +43,7 @@ end
 
 local function parse(p, argv, ctx, io_)
   local a, why = args_mod.parse(p, common.with_pre(argv, ctx.pre))
-  if not a then return nil, report.usage(io_, why, p:get_usage()) end
+  if not a then return nil, report.usage(io_, why, "(" .. p._name .. " -h for its flags)") end
   if a.help then
     ctx.out:write(p:get_help(), "\n")
     return nil, 0

@@ -129,6 +129,7 @@ describe("knox service commands", function()
 
     it("answers -h on a service, a noun and a command, and exits 2 on an unknown one", function()
       local code, out = knox "kme"
+      local _
       assert.are.equal(2, code)
       assert.matches("devices", out)
       code, out = knox "kme devices -h"
@@ -171,8 +172,9 @@ describe("knox service commands", function()
       assert.are.equal(0, code, err)
       local ids, n = {}, 0
       for line in out:gmatch "[^\n]+" do
-        local d = cjson.decode(line)
-        ids[id_of(d)] = true
+        local id = id_of(cjson.decode(line))
+        assert.is_nil(ids[id], "each device once")
+        ids[id] = true
         n = n + 1
       end
       assert.are.equal(12, n)
@@ -320,7 +322,8 @@ describe("knox service commands", function()
         -- stdout, the exit code of the failure
         { "kg devices lock 000000000000001 --message x", 1, nil, "0 ok, 1 failed", nil, true },
         { "frobnicate", 2, nil, "unknown command" },
-        { "kme devices list --timeout 0.5", 3, nil, "", { match = { path = "devices/list" }, delay_ms = 3000, times = 5 } },
+        { "kme devices list --timeout 0.5", 3, nil, "",
+          { match = { path = "devices/list" }, delay_ms = 3000, times = 5 } },
       }
       for _, c in ipairs(cases) do
         if c[5] then sim:fault(c[5]) end
@@ -342,6 +345,7 @@ describe("knox service commands", function()
 
     it("with --output json tells the error as one JSON object on stderr", function()
       local code, out, err = knox "kme profiles get nope -o json"
+      local _
       assert.are.equal(1, code)
       assert.are.equal("", out)
       local e = cjson.decode(err).error

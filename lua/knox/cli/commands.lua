@@ -431,7 +431,9 @@ function M.run(e, argv, ctx)
   local p = M.parser(e)
   local a, why = args_mod.parse(p, common.with_pre(argv, ctx.pre))
   local io_ = { err = ctx.err, json = common.json_errors(ctx.pre, argv) }
-  if not a then return report.usage(io_, why, ("(knox %s %s %s -h for its flags)"):format(e.service, e.noun, e.verb)) end
+  if not a then
+    return report.usage(io_, why, ("(knox %s %s %s -h for its flags)"):format(e.service, e.noun, e.verb))
+  end
   if a.help then
     ctx.out:write(p:get_help(), "\n")
     return 0

@@ -26,6 +26,7 @@ lua-argparse
 lua-system
 lua-filesystem
 nginx-light
+tmux
 cppcheck
 "
 

@@ -151,6 +151,39 @@ local function columns_of(items)
   return cols
 end
 
+-- Knox's timestamps are milliseconds since the epoch; a person reads a
+-- date. Only in tables, only for a field whose name says it is a time.
+local MS_MIN, MS_MAX = 946684800000, 4102444800000
+local function table_cell(k, v)
+  if math.type(v) == "integer" and v >= MS_MIN and v < MS_MAX and type(k) == "string"
+    and (k:match "[Tt]ime$" or k:match "[Dd]ate$" or k:match "At$") then
+    return os.date("!%Y-%m-%d %H:%M", v // 1000)
+  end
+  return (cell(v):gsub("[\r\n\t]", " "))
+end
+M.table_cell = table_cell
+
+-- Column order in a table, for a person: identifiers, then names, then
+-- states, then the rest, times last; alphabetical within each (csv and
+-- JSON keep plain sorted order). Read from the field names' shape only.
+local function rank(k)
+  if k:match "[Ii][Dd]$" then return 1 end
+  if k:match "[Nn]ame$" then return 2 end
+  if k:match "^[Ss]tat[eu]s?$" or k:match "%u%l*Stat[eu]s?$" then return 3 end
+  if k:match "[Tt]ime$" or k:match "[Dd]ate$" then return 5 end
+  return 4
+end
+
+local function table_order(cols)
+  local out = table.move(cols, 1, #cols, 1, {})
+  table.sort(out, function(a, b)
+    local ra, rb = rank(a), rank(b)
+    if ra ~= rb then return ra < rb end
+    return a < b
+  end)
+  return out
+end
+
 ---------------------------------------------------------------------------
 -- The printer
 
@@ -189,12 +222,12 @@ function Printer:value(v)
     s:write(table.concat(head, ","), "\r\n", table.concat(row, ","), "\r\n")
   else
     -- one object: a field / value table
-    local cols = self.fields or columns_of { v }
+    local cols = self.fields or table_order(columns_of { v })
     local wk = 0
     for _, c in ipairs(cols) do wk = math.max(wk, term.ulen(c)) end
     local room = self.width and math.max(self.width - wk - 2, 20) or nil
     for _, c in ipairs(cols) do
-      local text = cell(get(v, c)):gsub("[\r\n\t]", " ")
+      local text = table_cell(c:match "[^.]+$", get(v, c))
       if room then text = term.cut(text, room) end
       s:write(c, (" "):rep(wk - term.ulen(c) + 2), text, "\n")
     end
@@ -215,54 +248,76 @@ function Printer:list(hooks)
 end
 
 -- Column widths for a table from the first page: each column as wide as
--- its widest cell (at most 48), then the widest ones narrowed until the
--- line fits the terminal; columns that still do not fit are left out.
+-- its widest cell (at most 40). Columns that do not fit the terminal are
+-- left out from the right (whole values of fewer columns read better than
+-- cut values of all of them); a first column wider than the terminal is cut.
 local function fit(cols, rows, width)
   local w = {}
   for i, c in ipairs(cols) do
     w[i] = term.ulen(c)
     for _, r in ipairs(rows) do w[i] = math.max(w[i], term.ulen(r[i])) end
-    w[i] = math.min(w[i], 48)
+    w[i] = math.min(w[i], 40)
   end
   if not width then return w, #cols end
-  local function total(k)
-    local t = 0
-    for i = 1, k do t = t + w[i] + (i > 1 and 2 or 0) end
-    return t
+  local shown, used = 0, 0
+  for i = 1, #cols do
+    local need = w[i] + (i > 1 and 2 or 0)
+    if used + need > width then break end
+    used, shown = used + need, i
   end
-  while total(#cols) > width do
-    local wi, wmax = nil, 12
-    for i = 1, #cols do
-      if w[i] > wmax then wi, wmax = i, w[i] end
-    end
-    if not wi then break end
-    w[wi] = w[wi] - 1
+  if shown == 0 and #cols > 0 then
+    shown, w[1] = 1, math.max(width, 1)
   end
-  local shown = #cols
-  while shown > 1 and total(shown) > width do shown = shown - 1 end
   return w, shown
 end
+
 
 function List:_table(items)
   local p, s = self.p, self.p.stream
   local rows = {}
-  if not self.cols then self.cols = p.fields or columns_of(items) end
+  if not self.cols then self.cols = p.fields or table_order(columns_of(items)) end
   for k, it in ipairs(items) do
     local r = {}
     if type(it) ~= "table" then it = { value = it } end
-    for i, c in ipairs(self.cols) do r[i] = cell(get(it, c)):gsub("[\r\n\t]", " ") end
+    for i, c in ipairs(self.cols) do r[i] = table_cell(c:match "[^.]+$", get(it, c)) end
     rows[k] = r
   end
   if not self.widths then
+    if not p.fields then
+      -- a column that repeats an earlier one on every row (KME's imei and
+      -- deviceId) says nothing new: left out of the table
+      local keep, cols2 = {}, {}
+      for i = 1, #self.cols do
+        local same = false
+        for j = 1, i - 1 do
+          if keep[j] then
+            local all = #rows > 0
+            for _, r in ipairs(rows) do all = all and r[i] == r[j] end
+            same = same or all
+          end
+        end
+        keep[i] = not same
+        if keep[i] then cols2[#cols2 + 1] = self.cols[i] else self.dups = (self.dups or 0) + 1 end
+      end
+      if #cols2 < #self.cols then
+        for _, r in ipairs(rows) do
+          local k = 0
+          for i = 1, #self.cols do
+            if keep[i] then k = k + 1; r[k] = r[i] end
+          end
+          for i = k + 1, #self.cols do r[i] = nil end
+        end
+        self.cols = cols2
+      end
+    end
     self.widths, self.shown = fit(self.cols, rows, p.width)
     local head = {}
     for i = 1, self.shown do head[i] = self.cols[i] end
     rows = { head, table.unpack(rows) }
-    if self.shown < #self.cols and p.notes then
+    if self.shown < #self.cols then
       local hidden = {}
       for i = self.shown + 1, #self.cols do hidden[#hidden + 1] = self.cols[i] end
-      p.notes(("%d more column%s not shown (%s): choose with --fields"):format(#hidden,
-        #hidden == 1 and "" or "s", table.concat(hidden, ", ")))
+      self.hidden = hidden
     end
   end
   local out = {}
@@ -320,6 +375,14 @@ end
 --- writer:finish() -> the number of items written.
 function List:finish()
   local s = self.p.stream
+  if self.hidden and self.p.notes then
+    self.p.notes(("%d more column%s (--fields to pick): %s"):format(#self.hidden,
+      #self.hidden == 1 and "" or "s", table.concat(self.hidden, ", ")))
+  end
+  if self.dups and self.p.notes then
+    self.p.notes(("%d column%s left out: the same values as another"):format(self.dups,
+      self.dups == 1 and "" or "s"))
+  end
   if self.p.format == "json" then
     if not self.started then s:write("[") end
     s:write(self.n > 0 and "\n]\n" or "]\n")

@@ -24,7 +24,9 @@ function M.width(fd)
   if not M.isatty(fd) then return nil end
   local c = tonumber(os.getenv("COLUMNS") or "")
   if c and c >= 20 then return math.floor(c) end
-  local p = io.popen(("stty size <&%d 2>/dev/null"):format(fd))
+  -- in io.popen's child, fd 1 is the pipe: stdout's terminal is asked
+  -- through /dev/tty (the same terminal when stdout is one)
+  local p = io.popen(fd == 1 and "stty size </dev/tty 2>/dev/null" or ("stty size <&%d 2>/dev/null"):format(fd))
   local line = p and p:read("l")
   if p then p:close() end
   local cols = line and tonumber(line:match("^%d+%s+(%d+)"))

@@ -8,6 +8,7 @@
 --   4 authentication refused (kind auth)
 --   5 partial: a bulk command where some devices failed or are unknown
 --     (kind partial)
+--   130 interrupted (Ctrl-C), as shells report SIGINT
 --
 -- A failure is one line on stderr: tostring(err) for a knox.Error. With
 -- --output json (and jsonl) it is one JSON object instead:
@@ -50,7 +51,8 @@ end
 
 -- The one line of a non-knox error.
 local function line_of(err)
-  local s = tostring(err):gsub("[\r\n]+", " ")
+  -- lauxlib's "file:line:" prefix says where in knox, not what went wrong
+  local s = tostring(err):gsub("[\r\n]+", " "):gsub("^[^%s:]+%.lua:%d+: ", "")
   if s:find("bad argument", 1, true) then return "knox: " .. s end
   return "knox: internal error: " .. s
 end
@@ -94,6 +96,11 @@ function M.protect(io_, fn, ...)
     return debug.traceback(tostring(e), 2)
   end, ...)
   if ok then return res or 0 end
+  -- Ctrl-C: lua.c raises "interrupted!" at the next Lua instruction
+  if type(res) == "string" and res:match "interrupted!" then
+    io_.err:write("knox: interrupted\n")
+    return 130
+  end
   if type(res) == "string" and res:find("stack traceback", 1, true) then
     io_.err:write("knox: internal error: ", res, "\n")
     return 1

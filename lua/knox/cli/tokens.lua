@@ -120,9 +120,7 @@ local function reach(scheme)
     if next(spec.endpoints) ~= nil or name == "kai" then
       for _, r in ipairs(spec.routes) do
         local rule = r.schemes[scheme]
-        if rule then
-          out[#out + 1] = (r.label or r.name):gsub(" ", "") .. (rule.tenant and "" or "")
-        end
+        if rule then out[#out + 1] = ((r.label or r.name):gsub(" ", "")) end
       end
     end
   end

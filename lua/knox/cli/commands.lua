@@ -185,7 +185,7 @@ local function describe(a)
   return table.concat(parts, " ")
 end
 
---- M.spec(entry) -> the command's flag plan: { positional = { names },
+--- M.plan(entry) -> the command's flag plan: { positional = { names },
 -- devices = arg | nil, flags = { { arg =, flag =, kind = } } }.
 function M.plan(e)
   if e.plan then return e.plan end

@@ -13,8 +13,8 @@ local common = require "knox.cli.common"
 
 local M = {}
 
+-- what follows the commands that are not made from the registry
 local OTHER = {
-  [""] = nil, -- filled in below
   request = { "--query", "--header", "--data", "--service" },
   token = { "--show", "--clear", "--scheme" },
   ["auth"] = { "status" },

@@ -252,11 +252,11 @@ end
 -- left out from the right (whole values of fewer columns read better than
 -- cut values of all of them); a first column wider than the terminal is cut.
 local function fit(cols, rows, width)
-  local w = {}
+  local w, natural = {}, {}
   for i, c in ipairs(cols) do
-    w[i] = term.ulen(c)
-    for _, r in ipairs(rows) do w[i] = math.max(w[i], term.ulen(r[i])) end
-    w[i] = math.min(w[i], 40)
+    natural[i] = term.ulen(c)
+    for _, r in ipairs(rows) do natural[i] = math.max(natural[i], term.ulen(r[i])) end
+    w[i] = math.min(natural[i], 40)
   end
   if not width then return w, #cols end
   local shown, used = 0, 0
@@ -267,6 +267,9 @@ local function fit(cols, rows, width)
   end
   if shown == 0 and #cols > 0 then
     shown, w[1] = 1, math.max(width, 1)
+  elseif shown == #cols then
+    -- the last column may use the rest of the line
+    w[shown] = math.max(w[shown], math.min(natural[shown], width - (used - w[shown])))
   end
   return w, shown
 end

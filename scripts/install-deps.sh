@@ -27,6 +27,7 @@ lua-argparse
 lua-system
 lua-filesystem
 nginx-light
+tmux
 cppcheck
 lua-ldoc
 "

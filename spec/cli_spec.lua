@@ -1,8 +1,13 @@
 -- The knox command, run as a real process.
 local sim_support = require "support.sim"
 
+-- the command's token cache and config file are kept out of the user's
+-- own (~/.cache/knox, ~/.config/knox/config)
+local isolated = os.tmpname()
+os.remove(isolated)
+
 local function run(cmd, env)
-  local prefix = ""
+  local prefix = "XDG_CACHE_HOME=" .. sim_support.quote(isolated) .. " KNOX_CONFIG=/nonexistent/knox-config "
   for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. sim_support.quote(v) .. " " end
   local errfile = os.tmpname()
   local p = io.popen(prefix .. "lua5.4 bin/knox " .. cmd .. " 2>" .. errfile)
@@ -16,6 +21,8 @@ local function run(cmd, env)
 end
 
 describe("knox command", function()
+  teardown(function() os.execute("rm -rf " .. sim_support.quote(isolated)) end)
+
   it("prints its version", function()
     local code, out = run "version"
     assert.are.equal(0, code)

@@ -373,4 +373,69 @@ function M.is_provider(v)
   return secret[v] ~= nil
 end
 
+---------------------------------------------------------------------------
+-- Sharing a token between processes (the `knox` command's token cache)
+--
+-- provider:export_token() -> { token =, expires_at =, scheme = } or nil:
+-- the access token the provider holds and when it expires, on the wall
+-- clock (knox.core.now, seconds since the epoch). For knox.auth.keys this
+-- is Knox's access token, which the provider signs into a fresh
+-- x-knox-apitoken locally; for knox.auth.oauth2 the bearer token. nil when
+-- it holds none, or for knox.auth.token (nothing to share).
+--
+-- provider:import_token(t) -> true | false: takes such a token (of the
+-- same credentials: the caller keys its store by them) so that the next
+-- call needs no token request. A token with less than a second left, or
+-- a malformed t, is not taken (false). It is renewed like one the
+-- provider fetched itself, on what is left of its life. Token lifetimes
+-- are then measured on knox.core.now, the client's default clock.
+--
+-- Additive: the existing authorize methods are wrapped so that they also
+-- note each issued token's wall-clock expiry (from the lifetime they
+-- report in their "token" event); nothing they do changes.
+
+local function note_expiry(class)
+  local authorize = class.authorize
+  class.authorize = function(self, ctx)
+    local s = secret[self]
+    local before = s.access
+    local issued, life = core.now(), nil
+    local spy = setmetatable({
+      emit = function(_, event, data)
+        if event == "token" and type(data) == "table" and data.action == "issued" then life = data.lifetime end
+        return ctx:emit(event, data)
+      end,
+    }, { __index = ctx })
+    local name, value = authorize(self, spy)
+    if s.access and s.access ~= before and type(life) == "number" then
+      s.access.expires_at = issued + life
+    end
+    return name, value
+  end
+end
+note_expiry(Legacy)
+note_expiry(OAuth2)
+
+function Provider:export_token()
+  local s = secret[self]
+  if self.kind == "token" or not s or not s.access or type(s.access.expires_at) ~= "number" then return nil end
+  return { token = s.access.token, expires_at = s.access.expires_at, scheme = self.scheme }
+end
+
+function Provider:import_token(t)
+  local s = secret[self]
+  if self.kind == "token" or not s then return false end
+  if type(t) ~= "table" or type(t.token) ~= "string" or t.token == "" or t.token:find "[%c]"
+    or type(t.expires_at) ~= "number" or t.expires_at ~= t.expires_at then
+    return false
+  end
+  if t.scheme ~= nil and t.scheme ~= self.scheme then return false end
+  local now = core.now()
+  local left = t.expires_at - now
+  if left < 1 then return false end
+  s.access = { token = t.token, renew_at = now + renew_after(left), expires_at = t.expires_at }
+  s.signed = nil
+  return true
+end
+
 return M

@@ -184,7 +184,7 @@ function commands.keys(argv, ctx)
       if not saved then
         -- refusing to replace what is at FILE is the caller's mistake (exit 2)
         if knox.is_error(e) and type(e.cause) == "table" and e.cause.name == "EEXIST" then
-          return fail_usage(io_, tostring(e))
+          return fail_usage(io_, (tostring(e):gsub("^knox: ", "")))
         end
         error(e, 0)
       end

@@ -48,6 +48,9 @@ function Fleet:get(i, now)
 end
 
 function Fleet:keep(i, d)
+  -- a generated object encoded by its generator's template may now change
+  local mt = getmetatable(d)
+  if mt and mt.__kept then setmetatable(d, mt.__kept) end
   if not self.changed[i] then self.nchanged = self.nchanged + 1 end
   self.changed[i] = d
 end

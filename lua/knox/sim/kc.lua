@@ -50,6 +50,19 @@ local function iso(ms)
 end
 M.iso = iso
 
+local SHAPE = json.shape({ "id", "deviceUId", "serialNumber", "model", "type", "tags", "deviceState", "inProgress",
+  "createTime", "uploadTime", "resellerUploadTime", "updateTime", "profileId", "profileName", "profileVersion",
+  "latestProfile", "licenseKey", "lastCommand" }, function(d)
+    local lic = d.licenseKey and string.format('"licenseKey":"%s",', d.licenseKey) or ""
+    local prof = d.profileId and string.format('"profileId":"%s","profileName":%s,"profileVersion":%d,',
+      d.profileId, json.quote(d.profileName), d.profileVersion) or ""
+    return string.format('{"createTime":%d,"deviceState":"%s","deviceUId":"%s","id":"%s","inProgress":false,%s%s'
+      .. '"model":"%s",%s"resellerUploadTime":%d,"serialNumber":"%s","tags":[],"type":"phone","updateTime":%d,'
+      .. '"uploadTime":%d}', d.createTime, d.deviceState, d.deviceUId, d.id, d.latestProfile and '"latestProfile":true,'
+      or "", lic, d.model, prof, d.resellerUploadTime, d.serialNumber, d.updateTime, d.uploadTime)
+  end)
+local NO_TAGS = json.array()
+
 local PROFILE_NAMES = { "Retail display", "Field tablet", "Kiosk mode", "Warehouse rugged" }
 
 --- The Knox Configure part of a new tenant (state.lua calls this).
@@ -80,9 +93,9 @@ function M.build(st, t)
   kc.fleet = fleet_mod.new(t.n, {
     make = function(i)
       local time = t:time(i)
-      local d = { id = t:hex_id("kc", i), deviceUId = t:imei(i), serialNumber = t:serial(i), model = t:model(i),
-        type = "phone", tags = json.array(), deviceState = "Unassigned", inProgress = false, createTime = time,
-        uploadTime = time, resellerUploadTime = time, updateTime = time }
+      local d = setmetatable({ id = t:hex_id("kc", i), deviceUId = t:imei(i), serialNumber = t:serial(i),
+        model = t:model(i), type = "phone", tags = NO_TAGS, deviceState = "Unassigned", inProgress = false,
+        createTime = time, uploadTime = time, resellerUploadTime = time, updateTime = time }, SHAPE.fresh)
       if i % 4 == 0 and p1 then
         d.deviceState, d.profileId, d.profileName = "Configured", p1.profileId, p1.name
         d.profileVersion, d.latestProfile, d.licenseKey = p1.profileVersion, true, l1 and l1.licenseKey

@@ -43,6 +43,13 @@ local M = {}
 M.MAX_DEVICES = 10000
 local ALNUM64 = "^[%w%-_]+$"
 
+local SHAPE = json.shape({ "id", "mei", "meid", "serialNumber", "model", "state", "uploadId", "customerName",
+  "customerId", "createTime" }, function(d)
+    return string.format('{"createTime":%d,"customerId":"%s","customerName":%s,"id":"%s","mei":"%s","meid":"%s",'
+      .. '"model":"%s","serialNumber":"%s","state":"Uploaded","uploadId":"%s"}', d.createTime, d.customerId,
+      json.quote(d.customerName), d.id, d.mei, d.meid, d.model, d.serialNumber, d.uploadId)
+  end)
+
 --- The reseller's device fleet (state.lua calls this): the account's own
 -- tenant's generated devices, as this reseller uploaded them.
 function M.build(st, t)
@@ -50,9 +57,10 @@ function M.build(st, t)
   return fleet_mod.new(t.n, {
     make = function(i)
       local imei = t:imei(i)
-      return { id = t:hex_id("kdp", i), mei = imei, meid = imei:sub(1, 14), serialNumber = t:serial(i),
-        model = t:model(i), state = "Uploaded", uploadId = t:hex_id("upload", (i - 1) // 100 + 1),
-        customerName = name, customerId = t.customer_id, createTime = t:time(i) }
+      return setmetatable({ id = t:hex_id("kdp", i), mei = imei, meid = imei:sub(1, 14),
+        serialNumber = t:serial(i), model = t:model(i), state = "Uploaded",
+        uploadId = t:hex_id("upload", (i - 1) // 100 + 1), customerName = name, customerId = t.customer_id,
+        createTime = t:time(i) }, SHAPE.fresh)
     end,
     decode = function(id) return t:decode(id, "kdp") end,
     keys = function(d) return { d.mei, d.serialNumber, d.meid ~= d.mei and d.meid or nil, d.id } end,

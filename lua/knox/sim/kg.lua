@@ -42,6 +42,16 @@ local KG_STATES = { "Active", "Active", "Active", "Active", "Active", "Locked", 
 
 local DAY_MS = 86400000
 
+local SHAPE = json.shape({ "objectId", "deviceUid", "serialNumber", "model", "fullModel", "status", "uploadTime",
+  "updateTime", "approveId", "licenseExpiryDate", "hsModeApplied", "isKge", "isRelockReminderTarget",
+  "isRelockReminderApplied", "message" }, function(d)
+    return string.format('{%s"deviceUid":"%s","fullModel":"%s\\/DS","hsModeApplied":false,"isKge":false,'
+      .. '"isRelockReminderApplied":false,"isRelockReminderTarget":false,"licenseExpiryDate":%d,"model":"%s",'
+      .. '"objectId":"%s","serialNumber":"%s","status":"%s","updateTime":%d,"uploadTime":%d}',
+      d.approveId and ('"approveId":"' .. d.approveId .. '",') or "", d.deviceUid, d.model, d.licenseExpiryDate,
+      d.model, d.objectId, d.serialNumber, d.status, d.updateTime, d.uploadTime)
+  end)
+
 --- The Knox Guard part of a new tenant (state.lua calls this).
 function M.build(_, t)
   local kg = { sim_policy = false, activating = setmetatable({}, { __mode = "k" }) }
@@ -50,11 +60,11 @@ function M.build(_, t)
       local status, time, model = KG_STATES[(i - 1) % #KG_STATES + 1], t:time(i), t:model(i)
       -- fullModel, licenseExpiryDate (epoch ms), hsModeApplied and isKge are
       -- in the release notes without a type; these values are the simulator's choice
-      return { objectId = t:object_id(i), deviceUid = t:imei(i), serialNumber = t:serial(i), model = model,
-        fullModel = model .. "/DS", status = status, uploadTime = time, updateTime = time,
+      return setmetatable({ objectId = t:object_id(i), deviceUid = t:imei(i), serialNumber = t:serial(i),
+        model = model, fullModel = model .. "/DS", status = status, uploadTime = time, updateTime = time,
         approveId = (status ~= "Accepted" and status ~= "Pending") and t:approve_id(i) or nil,
         licenseExpiryDate = time + 730 * DAY_MS, hsModeApplied = false, isKge = false,
-        isRelockReminderTarget = false, isRelockReminderApplied = false }
+        isRelockReminderTarget = false, isRelockReminderApplied = false }, SHAPE.fresh)
     end,
     decode = function(id) return t:decode(id, "kg") end,
     keys = function(d) return { d.deviceUid, d.objectId, d.approveId } end,

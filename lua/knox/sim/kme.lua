@@ -38,6 +38,21 @@ local M = {}
 M.MAX_DEVICES = 1000
 local TOO_MANY = { 400, 4000019, "TOO_MANY_DEVICES" }
 
+-- Every key a generated device item can have (json.shape: no per-item sort).
+local jq, fmt = json.quote, string.format
+local SHAPE = json.shape({ "id", "mei", "serialNumber", "model", "profileId", "profileName", "tenantName",
+  "orderId", "userName", "tags", "uploadId", "resellerName", "createTime", "updateTime", "resellerUploadTime" },
+  function(d)
+    -- the generator's own values need no escaping; names might
+    local prof = d.profileId and fmt('"profileId":"%s","profileName":%s,', d.profileId, jq(d.profileName)) or ""
+    return fmt('{"createTime":%d,"id":"%s","mei":"%s","model":"%s","orderId":"%s",%s"resellerName":%s,'
+      .. '"resellerUploadTime":%d,"serialNumber":"%s","tags":[],"tenantName":%s,"updateTime":%d,"uploadId":"%s",'
+      .. '"userName":""}', d.createTime, d.id, d.mei, d.model, d.orderId, prof, jq(d.resellerName),
+      d.resellerUploadTime, d.serialNumber, jq(d.tenantName), d.updateTime, d.uploadId)
+  end)
+-- One empty tags array shared by generated items (never changed in place).
+local NO_TAGS = json.array()
+
 local UPLOAD_BATCH = 100   -- generated devices per reseller upload (simulator's choice)
 
 -- Profiles a generated tenant has: its own tenant the first two, other
@@ -70,14 +85,18 @@ function M.build(st, t)
     return gen[i % np + 1]
   end
   local reseller, tenant_name = st.reseller_name, t.name
+  -- orders of 10 and uploads of 100 devices: the last one's id is reused
+  local order_k, order_id, upload_k, upload_id
   kme.fleet = fleet_mod.new(t.n, {
     make = function(i)
       local time, p = t:time(i), kme.gen_profile(i)
-      return { id = t:hex_id("kme", i), mei = t:imei(i), serialNumber = t:serial(i), model = t:model(i),
-        profileId = p and p.profileId, profileName = p and p.profileName, tenantName = tenant_name,
-        orderId = string.format("ORD-%06d", (i - 1) // 10 + 1), userName = "", tags = json.array(),
-        uploadId = t:hex_id("upload", (i - 1) // UPLOAD_BATCH + 1), resellerName = reseller,
-        createTime = time, updateTime = time, resellerUploadTime = time }
+      local ok, uk = (i - 1) // 10 + 1, (i - 1) // UPLOAD_BATCH + 1
+      if ok ~= order_k then order_k, order_id = ok, string.format("ORD-%06d", ok) end
+      if uk ~= upload_k then upload_k, upload_id = uk, t:hex_id("upload", uk) end
+      return setmetatable({ id = t:hex_id("kme", i), mei = t:imei(i), serialNumber = t:serial(i),
+        model = t:model(i), profileId = p and p.profileId, profileName = p and p.profileName,
+        tenantName = tenant_name, orderId = order_id, userName = "", tags = NO_TAGS, uploadId = upload_id,
+        resellerName = reseller, createTime = time, updateTime = time, resellerUploadTime = time }, SHAPE.fresh)
     end,
     decode = function(id) return t:decode(id, "kme") end,
     keys = function(d) return { d.mei, d.serialNumber, d.id } end,

@@ -162,13 +162,53 @@ function Tenant:index_of_num(num)
   return i
 end
 
+-- Luhn sums of the permuted index's 7 digits (IMEI positions 8-14,
+-- doubling 8, 10, 12, 14), split 3 + 4 digits: two look-ups per IMEI.
+local function luhn_digits(x, ndigits, double_first)
+  local sum, pos = 0, 0
+  for k = ndigits - 1, 0, -1 do
+    local dgt = (x // 10 ^ k) % 10 // 1
+    pos = pos + 1
+    if (pos % 2 == 1) == double_first then
+      dgt = dgt * 2
+      if dgt > 9 then dgt = dgt - 9 end
+    end
+    sum = sum + dgt
+  end
+  return math.tointeger(sum)
+end
+
+local LUHN_HI, LUHN_LO = {}, {}
+for x = 0, 999 do LUHN_HI[x] = luhn_digits(x, 3, true) end
+for x = 0, 9999 do LUHN_LO[x] = luhn_digits(x, 4, false) end
+
+-- Three base-34 digits per look-up (made on first use: 34^3 strings).
+local B34_3
+local function b34_table()
+  B34_3 = {}
+  for x = 0, 34 ^ 3 - 1 do B34_3[x] = base34(x, 3) end
+  return B34_3
+end
+
+local D3, D4, D1 = {}, {}, {}
+for x = 0, 9999 do D4[x] = string.format("%04d", x) end
+for x = 0, 999 do D3[x] = string.format("%03d", x) end
+for x = 0, 9 do D1[x] = tostring(x) end
+
 function Tenant:imei(i)
-  local body = string.format("35%05d%07d", self.code, (i * A + self.off) % P)
-  return body .. codec.luhn_digit(body)
+  local p = (i * A + self.off) % P
+  if not self.luhn_head then
+    self.luhn_head = luhn_digits(35 * 100000 + self.code, 7, false)
+    self.head = string.format("35%05d", self.code)
+  end
+  local hi, lo = p // 10000, p % 10000
+  return self.head .. D3[hi] .. D4[lo] .. D1[(10 - (self.luhn_head + LUHN_HI[hi] + LUHN_LO[lo]) % 10) % 10]
 end
 
 function Tenant:serial(i)
-  return "R5" .. base34(self:num(i), 9)
+  local T = B34_3 or b34_table()
+  local x = self:num(i)
+  return "R5" .. T[x // 1544804416] .. T[x // 39304 % 39304] .. T[x % 39304]
 end
 
 --- A 24-hex-digit id of a service's device (kind: kme, kc, kdp, upload).
@@ -178,7 +218,11 @@ end
 
 --- Knox Guard's objectId: 20 characters, alphanumeric.
 function Tenant:object_id(i)
-  return self.alnum .. base34((self:num(i) * MUL.kg) & MASK48, 10)
+  local T = B34_3 or b34_table()
+  local x = (self:num(i) * MUL.kg) & MASK48
+  local hi = x // 1544804416  -- 34^6
+  return self.alnum .. B34:sub(hi // 39304 + 1, hi // 39304 + 1) .. T[hi % 39304] .. T[x // 39304 % 39304]
+    .. T[x % 39304]
 end
 
 function Tenant:approve_id(i)

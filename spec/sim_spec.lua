@@ -1119,9 +1119,13 @@ describe("knox.sim", function()
 
     it("refuses fault specs that could stall or break it, and keeps serving", function()
       for _, spec in ipairs {
-        { match = { path = string.rep(".-", 12) .. "@" }, status = 500 },
-        { match = { path = "k[" }, status = 500 },
-        { match = { path = string.rep("a", 300) }, status = 500 },
+        { match = { pattern = string.rep(".-", 12) .. "@" }, status = 500 },
+        { match = { pattern = "k[" }, status = 500 },
+        { match = { pattern = string.rep("a", 300) }, status = 500 },
+        { match = { path = "^" .. string.rep(".-", 12) .. "@" }, status = 500 },  -- the older anchored form
+        { match = { path = string.rep("a", 600) }, status = 500 },
+        { match = { path = "/a", pattern = "/a" }, status = 500 },
+        { match = { partial = true }, status = 500 },
         { status = 500, times = 1e300 },
         { status = 500, times = 1.5 },
         { status = 429, retry_after = 1e300 },
@@ -1132,7 +1136,7 @@ describe("knox.sim", function()
       local r = s:request("GET", "/__sim/requests?path=k%5B")
       assert.are.equal(400, r.status)
       -- a pattern is tried only on paths of a bounded length
-      s:fault { match = { path = "x.-y" }, status = 503, times = 5 }
+      s:fault { match = { pattern = "x.-y", partial = true }, status = 503, times = 5 }
       r = s:request("GET", "/kcs/v1/kme/" .. string.rep("x", 600) .. "/devices/list")
       assert.are_not.equal(503, r.status)
       r = s:request("GET", "/__sim/health")
@@ -1140,8 +1144,8 @@ describe("knox.sim", function()
     end)
 
     it("fails the next N matching requests, then resumes normal service", function()
-      local id = s:fault { match = { method = "GET", path = "devices/list" }, status = 429, retry_after = 2,
-        times = 2 }
+      local id = s:fault { match = { method = "GET", path = "/kcs/v1/kme/devices/list" }, status = 429,
+        retry_after = 2, times = 2 }
       assert.is_number(id)
       local r = s:request("GET", "/kcs/v1/kme/devices/list?pageSize=1")
       assert_kme_error(r, 429, 4290000, "TOO_MANY_REQUESTS")
@@ -1156,7 +1160,7 @@ describe("knox.sim", function()
       assert.are.equal("pageSize=1", log[1].query)
     end)
 
-    it("only matches the method and the unanchored path pattern it names", function()
+    it("only matches the method and the path pattern it names (the older anchored form)", function()
       s:fault { match = { method = "POST", path = "/kg/devices/l.ck$" }, status = 503 }
       assert.are.equal(401, s:request("GET", "/kcs/v1.1/kg/devices/lock").status)
       local r = s:request("POST", "/kcs/v1.1/kg/devices/lock", { body = {} })
@@ -1165,7 +1169,7 @@ describe("knox.sim", function()
       assert.are.equal(200, s:request("GET", "/__sim/health").status)  -- never control endpoints
       r = s:request("GET", "/msp/v1/managedCustomers")
       assert_msp_error(r, 500, 5000000, "FAILURE")
-      s:fault { match = { path = "oauth2/token" }, status = 503 }
+      s:fault { match = { path = "/ams/v1/oauth2/token" }, status = 503 }
       assert_oauth_error(oauth_token(s), 503, "temporarily_unavailable")
     end)
 
@@ -1199,11 +1203,11 @@ describe("knox.sim", function()
       assert.are.equal("DEVICE_NOT_FOUND", r.json.message)
       assert.are.equal("custom", r.json.data)
       -- a documented code without a name gets the service's name for it
-      s:fault { match = { path = "devices/list" }, status = 401, code = 4032251 }
+      s:fault { match = { path = "/kcs/v1/kme/devices/list" }, status = 401, code = 4032251 }
       assert_kme_error(s:request("GET", "/kcs/v1/kme/devices/list"), 401, 4032251, "ACCESS_TOKEN_EXPIRED")
-      s:fault { match = { path = "managedCustomers" }, status = 400, code = "4002102" }
+      s:fault { match = { path = "/msp/v1/managedCustomers" }, status = 400, code = "4002102" }
       assert_msp_error(s:request("GET", "/msp/v1/managedCustomers"), 400, 4002102, "ADD_EC_DELINK_PENDING")
-      s:fault { match = { path = "kg/devices" }, status = 400, code = 4002102 }
+      s:fault { match = { pattern = "kg/devices", partial = true }, status = 400, code = 4002102 }
       assert_kg_error(s:request("POST", "/kcs/v1.1/kg/devices/list", { body = {} }), 400, 4002102,
         "API_KEY_RESTRICTION_INVALID")
     end)
@@ -1245,7 +1249,7 @@ describe("knox.sim", function()
 
     it("validates fault specs and lists and clears them", function()
       for _, bad in ipairs { { status = 99 }, { status = 500, body = "weird" }, { times = 0, status = 500 },
-        { match = { path = "[" }, status = 500 }, { delay_ms = -1 }, {}, { match = { method = 5 }, status = 500 },
+        { match = { pattern = "[" }, status = 500 }, { delay_ms = -1 }, {}, { match = { method = 5 }, status = 500 },
         { reset = "later" } } do
         local r = s:request("POST", "/__sim/faults", { body = bad })
         assert.are.equal(400, r.status, cjson.encode(bad))

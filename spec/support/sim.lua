@@ -3,7 +3,7 @@
 --
 --   local sim = require "support.sim"
 --   local s = sim.start { devices = 10 }     -- s.url, s.keys_file, s.client_id, s.oauth, ...
---   s:fault { match = { path = "devices/list" }, status = 429, retry_after = 1 }
+--   s:fault { match = { path = "/kcs/v1/kme/devices/list" }, status = 429, retry_after = 1 }
 --   s:clock(1900); s:requests(); s:reset(); s:stop()
 --
 -- The simulator runs as a subprocess (io.popen in "w" mode, stdout to a

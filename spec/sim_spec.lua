@@ -203,7 +203,9 @@ describe("knox.sim", function()
       local files = source_files()
       assert.is_true(#files >= 10)
       for _, f in ipairs(files) do
-        local src = sim.read_file(f)
+        -- testing.lua is the test's side of the kit (it builds knox clients);
+        -- the simulator process never loads it
+        local src = f:match("/testing%.lua$") and "" or sim.read_file(f)
         for mod in src:gmatch("require%s*%(?%s*[\"']([^\"']+)[\"']") do
           assert.is_falsy(mod == "knox" or mod:match("^knox%.core") or mod == "knox.errors" or mod == "knox.json",
             f .. " requires " .. mod)

@@ -26,61 +26,7 @@ local function shell(cmd)
   return body, tonumber(rc)
 end
 
--- Legacy (keys.json) credentials for a running simulator, signed by openssl.
-local function legacy(s)
-  local pem = os.tmpname()
-  local keys = sim.private_pem(s.keys_file, pem)
-  local L = { pem = pem, keys = keys }
-  local function claims(base, over)
-    for k, v in pairs(over or {}) do
-      if v == false then base[k] = nil else base[k] = v end
-    end
-    return base
-  end
-  function L.client_jwt(over, header)
-    local now = NOW()
-    return sim.openssl_jwt(L.pem, claims({ clientIdentifier = s.client_id, publicKey = keys.Public, iat = now,
-      exp = now + 1800, aud = "KnoxWSM", jti = sim.random_hex(18) }, over), header)
-  end
-  function L.request_token(body_over, jwt_over)
-    local body = { clientIdentifierJwt = L.client_jwt(jwt_over), base64EncodedStringPublicKey = keys.Public,
-      validityForAccessTokenInMinutes = 30 }
-    for k, v in pairs(body_over or {}) do
-      if v == false then body[k] = nil else body[k] = v end
-    end
-    return s:request("POST", "/ams/v1/users/accesstoken", { body = body })
-  end
-  function L.apitoken(access, over)
-    local now = NOW()
-    return sim.openssl_jwt(L.pem, claims({ accessToken = access, publicKey = keys.Public, iat = now,
-      exp = now + 1800, aud = "KnoxWSM", jti = sim.random_hex(18) }, over))
-  end
-  -- Headers for a legacy service call (a fresh access token each time).
-  function L.headers(validity)
-    local r = L.request_token { validityForAccessTokenInMinutes = validity or 30 }
-    assert(r.status == 200, r.body)
-    return { ["x-knox-apitoken"] = L.apitoken(r.json.accessToken) }, r.json.accessToken
-  end
-  function L.close()
-    os.remove(pem)
-  end
-  return L
-end
-
-local function oauth_token(s, over)
-  local form = { grant_type = "client_credentials", client_id = s.oauth.client_id,
-    client_secret = s.oauth.client_secret, scope = s.oauth.scope }
-  for k, v in pairs(over or {}) do
-    if v == false then form[k] = nil else form[k] = v end
-  end
-  return s:request("POST", "/ams/v1/oauth2/token", { form = form })
-end
-
-local function bearer(s, scope)
-  local r = oauth_token(s, { scope = scope })
-  assert(r.status == 200, r.body)
-  return { Authorization = "Bearer " .. r.json.access_token }
-end
+local legacy, oauth_token, bearer = sim.legacy, sim.oauth_token, sim.bearer
 
 local function is_uuid(v)
   return type(v) == "string" and v:match("^%x+%-%x+%-%x+%-%x+%-%x+$") ~= nil

@@ -118,6 +118,7 @@ end
 local MUL = { kme = 0x5DEECE66D, kg = 0x2545F4914F6D, kc = 0x9E3779B97F5, kdp = 0x27BB2EE687B, upload = 0x1F123BB5 }
 local INV = {}
 for k, v in pairs(MUL) do INV[k] = inv_odd(v) & MASK48 end
+local KINDS = { "kc", "kdp", "kg", "kme", "upload" }
 
 local B34 = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 local B34_VAL = {}
@@ -299,7 +300,7 @@ function State:make_tenant(customer_id, ndevices, name)
   local t = setmetatable({ customer_id = customer_id, name = name or customer_id, ordinal = ordinal,
     n = ndevices, code = (ordinal * 7919 + self.code_base) % 100000, off = rng:int(P) - 1,
     mix = rng:int(1 << 30), hex = {}, alnum = rng:alnum(10), rng = rng }, Tenant)
-  for kind in pairs(MUL) do t.hex[kind] = rng:hex(12) end
+  for _, kind in ipairs(KINDS) do t.hex[kind] = rng:hex(12) end  -- in a fixed order: the same ids every run
   -- an hour apart, or closer for big fleets so that they span at most 3 years
   t.step = math.max(1000, math.min(3600000, (3 * 365 * 86400000) // math.max(1, ndevices)))
   for _, s in ipairs(SERVICES) do t[s] = require("knox.sim." .. s).build(self, t) end

@@ -48,6 +48,16 @@ describe("knox.sim with a million devices", function()
     r = c:request("POST", "/kc/v2/devices/getDevices", { headers = h, body = { pageSize = 100, pageNum = 9999 } })
     assert.are.equal(100, #r.json.devices)
     assert.are.equal(10000, r.json.totalPages)
+    -- filters decide generated devices from their index, without making them
+    r = c:request("POST", "/kc/v2/devices/getDevices", { headers = h, body = { deviceState = { "Configured" },
+      pageSize = 100, pageNum = 2499 } })
+    assert.are.equal(250000, r.json.totalCount)
+    assert.are.equal(100, #r.json.devices)
+    assert.are.equal("CONFIGURED", r.json.devices[100].status)
+    r = c:request("GET", "/kcs/v1/rp/devices?resellerId=" .. s.reseller_id .. "&customerId=" .. s.customer_id
+      .. "&pageSize=1000&pageNum=999", { headers = h })
+    assert.are.equal(1000000, r.json.totalCount)
+    assert.are.equal(1000, r.json.size)
     c:close()
     local kb = rss_kb(s.port)
     assert.is_number(kb)

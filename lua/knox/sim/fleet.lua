@@ -149,6 +149,36 @@ function Fleet:slice(first, size, now)
   return out
 end
 
+--- A filtered page without making every device: gen(i) answers for an
+-- unchanged generated device from its index alone (cheap arithmetic),
+-- keep(d) for a kept one. Returns the matching devices at match positions
+-- first .. first+size-1 and the number of matches. (When only one side
+-- can match, pass gen or keep as a function returning false.)
+function Fleet:filter(gen, keep, first, size, now)
+  local out, total = {}, 0
+  local last = first + size - 1
+  local del, dn = self.deleted, 1
+  local changed, n = self.changed, self.n
+  for i = 1, self.top do
+    while del[dn] and del[dn] < i do dn = dn + 1 end
+    if del[dn] ~= i then
+      local d = changed[i]
+      local hit
+      if d then
+        if self.fix and now then self.fix(d, now) end
+        hit = keep(d)
+      elseif i <= n then
+        hit = gen(i)
+      end
+      if hit then
+        total = total + 1
+        if total >= first and total <= last then out[#out + 1] = d or self:get(i, now) end
+      end
+    end
+  end
+  return out, total
+end
+
 --- The kept (changed or added) indexes, ascending.
 function Fleet:kept()
   local out = {}

@@ -89,6 +89,9 @@ function M.build(st, t)
   local p1, l1 = profiles[1], licenses[1]
   -- gen_p1: the profile generated devices start with (every fourth has it)
   local kc = { profiles = profiles, licenses = licenses, profiles_by_id = {}, gen_p1 = p1 }
+  -- what an unchanged generated device i is, from i alone (for filters)
+  function kc.gen_state(i) return (i % 4 == 0 and p1) and "Configured" or "Unassigned" end
+  function kc.gen_profile(i) return (i % 4 == 0 and p1) and p1.profileId or nil end
   for _, p in ipairs(profiles) do kc.profiles_by_id[p.profileId] = p end
   kc.fleet = fleet_mod.new(t.n, {
     make = function(i)
@@ -163,6 +166,15 @@ local function list_devices(ctx)
   if not want and not profiles and not sort_by then
     local items, _, _, total = ctx:fleet_page(fleet, q, 100, 1000)
     return { deviceList = items, totalCount = total }
+  end
+  if profiles and not want and not sort_by then
+    local kc = ctx.tenant.kc
+    local num, size = ctx:paging(q, 100, 1000)
+    local items, total = fleet:filter(function(i)
+      local p = kc.gen_profile(i)
+      return p and profiles[p]
+    end, function(d) return d.profileId and profiles[d.profileId] end, num * size + 1, size)
+    return { deviceList = json.array(items), totalCount = total }
   end
   local list = {}
   if want and not profiles then
@@ -501,11 +513,39 @@ local function get_devices_v2(ctx)
     end
     for k, d in ipairs(fleet:slice(first, size, ctx.now)) do items[k] = v2_item(d) end
     last = first + #items - 1
+  elseif not want and not after then
+    -- filters without device ids: decided from the index for generated devices
+    local kc = ctx.tenant.kc
+    local found
+    found, total = fleet:filter(function(i)
+      local p = kc.gen_profile(i)
+      return (not pset or (p and pset[p])) and (not sset or sset[kc.gen_state(i)])
+    end, function(d)
+      return (not pset or (d.profileId and pset[d.profileId])) and (not sset or sset[d.deviceState])
+    end, num * size + 1, size, ctx.now)
+    for k, d in ipairs(found) do items[k] = v2_item(d) end
+    last = num * size + #items
   else
     local list = {}
-    for _, d in fleet:each() do
-      if (not want or want[d.deviceUId] or want[d.serialNumber] or want[d.id])
-        and (not pset or (d.profileId and pset[d.profileId])) and (not sset or sset[d.deviceState]) then
+    local each = want and {} or nil
+    if want then
+      -- by id: look each one up instead of walking the fleet
+      local idx = {}
+      for id in pairs(want) do
+        local i = find(ctx, id)
+        if i and not idx[i] then
+          idx[i] = true
+          each[#each + 1] = i
+        end
+      end
+      table.sort(each)
+      for k, i in ipairs(each) do each[k] = fleet:get(i) end
+    else
+      each = {}
+      for _, d in fleet:each() do each[#each + 1] = d end
+    end
+    for _, d in ipairs(each) do
+      if (not pset or (d.profileId and pset[d.profileId])) and (not sset or sset[d.deviceState]) then
         list[#list + 1] = d
       end
     end

@@ -244,11 +244,13 @@ local function list_devices(ctx)
   local fleet = ctx.state.kdp.fleet
   local items, num, size, total
   if cid then
-    local list = {}
-    for _, d in fleet:each() do
-      if d.customerId == cid then list[#list + 1] = d end
-    end
-    items, num, size, total = ctx:page(list, q)
+    -- generated devices are all the account's own customer's
+    local own = cid == ctx.state.customer_id
+    num, size = ctx:paging(q, 100, 1000)
+    local found
+    found, total = fleet:filter(function() return own end, function(d) return d.customerId == cid end,
+      num * size + 1, size)
+    items = json.array(found)
   else
     items, num, size, total = ctx:fleet_page(fleet, q)
   end

@@ -306,6 +306,26 @@ local function list_devices(ctx)
   local from = ctx:int(b.updateTimeFrom, "updateTimeFrom", 0)
   if search == "" then search = nil end
   local list
+  if status and not search and not desc then
+    -- an unchanged generated device's state and updateTime follow from its index
+    local num, size = ctx:paging(b, 100, 1000)
+    local t = ctx.tenant
+    local first = num * size + 1
+    if cursor then
+      first = cursor == "" and 1 or tonumber(cursor:match("^c(%d+)$"))
+      if not first then ctx:invalid("cursor is not one this API returned") end
+    end
+    local found, total = fleet:filter(function(i)
+      return KG_STATES[(i - 1) % #KG_STATES + 1] == status and (not from or t:time(i) >= from)
+    end, function(d) return d.status == status and (not from or d.updateTime >= from) end, first, size, ctx.now)
+    local out = { result = "SUCCESS", totalCount = total, pageSize = size, deviceList = json.array(found) }
+    if cursor then
+      if first + size <= total then out.cursor = "c" .. (first + size) end
+    else
+      out.pageNum = num
+    end
+    return out
+  end
   if search or status or from then
     list = {}
     local hit = search and fleet:find(search)

@@ -179,20 +179,12 @@ local function list_devices(ctx)
       since = codec.parse_date(after)
     end
     if not since then ctx:invalid("changedAfter must be hours (24h), minutes (30m) or a date (2026-01-31)") end
-    local since_ms, list = since * 1000, {}
-    if since_ms > ctx.state.BASE_MS then
-      -- generated devices predate BASE_MS: only kept ones can have changed
-      for _, i in ipairs(fleet:kept()) do
-        local d = fleet:get(i)
-        if d and d.updateTime >= since_ms then list[#list + 1] = d end
-      end
-    else
-      for _, d in fleet:each() do
-        if d.updateTime >= since_ms then list[#list + 1] = d end
-      end
-    end
-    local items, num, size, total = ctx:page(list, q)
-    return { totalCount = total, pageNum = num, pageSize = size, deviceList = items }
+    local since_ms, t = since * 1000, ctx.tenant
+    local num, size = ctx:paging(q, 100, 1000)
+    -- an unchanged generated device's updateTime is its upload time, t:time(i)
+    local items, total = fleet:filter(function(i) return t:time(i) >= since_ms end,
+      function(d) return d.updateTime >= since_ms end, num * size + 1, size)
+    return { totalCount = total, pageNum = num, pageSize = size, deviceList = json.array(items) }
   end
   local items, num, size, total = ctx:fleet_page(fleet, q)
   return { totalCount = total, pageNum = num, pageSize = size, deviceList = items }

@@ -9,7 +9,7 @@ local function release_devices(client, profile_name)
   for device in client.kme:each_device { pageSize = 100 } do
     if device.profileName == profile_name then ids[#ids + 1] = device.mei end
   end
-  if #ids > 0 then client.kme:unassign_profile { deviceIds = ids } end
+  if #ids > 0 then client.kme:unassign_profile { devices = ids } end
   return ids
 end
 

@@ -323,7 +323,7 @@ describe("knox service commands", function()
         { "kg devices lock 000000000000001 --message x", 1, nil, "0 ok, 1 failed", nil, true },
         { "frobnicate", 2, nil, "unknown command" },
         { "kme devices list --timeout 0.5", 3, nil, "",
-          { match = { path = "devices/list" }, delay_ms = 3000, times = 5 } },
+          { match = { path = "/kcs/v1/kme/devices/list" }, delay_ms = 3000, times = 5 } },
       }
       for _, c in ipairs(cases) do
         if c[5] then sim:fault(c[5]) end

@@ -168,8 +168,9 @@ describe("knox in a terminal", function()
     local screen = screens[#screens]
     local lines = {}
     for l in screen:gmatch "[^\n]+" do lines[#lines + 1] = l end
-    assert.matches("^deviceId%s+%a", lines[1])
-    for i = 2, 6 do assert.matches("^%d+%s", lines[i]) end
+    -- the IMEI first: how an administrator knows a device
+    assert.matches("^mei%s+%a", lines[1])
+    for i = 2, 6 do assert.matches("^%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%s", lines[i]) end
     for _, l in ipairs(lines) do assert.is_true(#l <= 120) end
     -- every row's columns start where the header's do
     local starts = {}

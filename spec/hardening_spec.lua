@@ -75,7 +75,7 @@ describe("hardening", function()
           scope = sim.oauth.scope },
         debug = function(ev) previews[#previews + 1] = dump(ev) end }
       -- URL-decoded, in free text: no field name tells a redactor it is secret
-      sim:fault { match = { path = "oauth2/token" }, status = 400, times = 1,
+      sim:fault { match = { path = "/ams/v1/oauth2/token" }, status = 400, times = 1,
         message = "the secret you sent (" .. sim.oauth.client_secret .. ") does not match" }
       local e = helpers.raises(c.request, c, "GET", "/msp/v1/managedCustomers")
       assert.is_nil(tostring(e):find(sim.oauth.client_secret, 1, true))

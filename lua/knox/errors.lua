@@ -363,8 +363,9 @@ end
 local ITEMS_MAX = 100000 -- list elements looked at
 
 -- Keys naming an item, in order, unless the service's bulk shape says.
-local ID_KEYS = { "requestedId", "deviceUid", "imei", "meid", "serialNumber", "serial", "deviceId",
-  "imeiOrSerial", "objectId", "id", "approveId", "customerId", "profileId" }
+local ID_KEYS = { "requestedId", "deviceUid", "mei", "imei", "meid", "serialNumber", "serial", "deviceId",
+  "deviceUId", "imeiOrSerial", "objectId", "id", "approveId", "uploadId", "resellerId", "profileAliasId",
+  "customerId", "profileId" }
 
 -- What a list's key says of its elements when the service does not say:
 -- lists of failures by name ("failed...", "errors", "notFound...",

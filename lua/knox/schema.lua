@@ -10,14 +10,16 @@
 --   }
 --
 -- Types: string, integer, number, boolean, object (a non-array table),
--- array (any list), strings (a list of strings), devices (a list of IMEIs,
+-- array (any list), cursor (a paging cursor: string, number or list),
+-- strings (a list of strings), devices (a list of IMEIs,
 -- serial numbers or Knox ids; one id alone is taken as a list of one).
 -- `wire` names the field Knox reads: "deviceIds", a nested field
 -- "devices.imeiOrSerials", or a list of objects "deviceList[].deviceUid".
 -- `in` says where it goes ("path", "query", "body", "header", or "none":
 -- only the row's finish(wire, args) reads it); by default
 -- a {name} in the path template, the query for GET and DELETE, else the
--- body. `require_one = { "a", "b" }` on the row: at least one of them.
+-- body. `join = ","` sends a list as one comma-separated value.
+-- `require_one = { "a", "b" }` on the row: at least one of them.
 --
 -- A missing, mistyped, out-of-enum or unknown argument raises kind
 -- "usage" naming the field, with the nearest known name for a misspelling.
@@ -99,6 +101,12 @@ local CHECK = {
     return nil, "a table of fields"
   end,
   array = function(v) if is_list(v) then return v end return nil, "a list" end,
+  -- a paging cursor as the server handed it out (a string, a number or a
+  -- list of sort values)
+  cursor = function(v)
+    if type(v) == "string" or type(v) == "number" or is_list(v) then return v end
+    return nil, "a cursor (the previous page's next value)"
+  end,
   strings = function(v)
     if type(v) == "string" then return { v } end
     if not is_list(v) then return nil, "a list of strings" end
@@ -216,6 +224,7 @@ function M.build(def, args, where)
         usage(("argument '%s' to %s has a line break"):format(name, where), 3)
       end
       local p = place(def, spec, name)
+      if spec.join and type(nv) == "table" then nv = table.concat(nv, spec.join) end
       if p == "none" then -- read by the row's finish(), not sent as such
         out.args = out.args or {}
       elseif p == "path" then out.params[name] = nv

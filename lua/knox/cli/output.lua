@@ -163,10 +163,14 @@ local function table_cell(k, v)
 end
 M.table_cell = table_cell
 
--- Column order in a table, for a person: identifiers, then names, then
--- states, then the rest, times last; alphabetical within each (csv and
--- JSON keep plain sorted order). Read from the field names' shape only.
+-- Column order in a table, for a person: what names a device as an
+-- administrator knows it (IMEI, serial number), then identifiers, then
+-- names, then states, then the rest, times last; alphabetical within each
+-- (csv and JSON keep plain sorted order). Read from the field names'
+-- shape only.
+local DEVICE_NAMES = { mei = 0, imei = 0, meid = 0.1, serialNumber = 0.2, deviceUid = 0, deviceUId = 0 }
 local function rank(k)
+  if DEVICE_NAMES[k] then return DEVICE_NAMES[k] end
   if k:match "[Ii][Dd]$" then return 1 end
   if k:match "[Nn]ame$" then return 2 end
   if k:match "^[Ss]tat[eu]s?$" or k:match "%u%l*Stat[eu]s?$" then return 3 end

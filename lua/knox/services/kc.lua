@@ -72,7 +72,7 @@ return {
       args = { { "deviceIds", "strings" }, { "profileIds", "strings" },
         { "deviceState", "strings", doc = "states to match (an array)" }, PAGE_NUM,
         { "pageSize", "integer", min = 1, max = 100, doc = "default 25, at most 100" },
-        { "searchAfter", "array", doc = "the nextSearchAfter of the previous page" },
+        { "searchAfter", "cursor", doc = "the nextSearchAfter of the previous page" },
         { "sortBy", "string" }, SORT } },
     device_logs_v2 = { "POST", "/kc/v2/devices/getDeviceLogs", idempotent = true, doc = "Device logs (v2).",
       args = { { "deviceId", "string", required = true }, PAGE_NUM, PAGE_SIZE } },

@@ -46,8 +46,9 @@ return {
     auth = { ["4012250"] = true, ["40300000"] = true },
   },
   bulk = {
-    -- upload/status answers: devices[] with a per-device code
-    lists = { devices = "results" },
+    -- the status answers list only the devices that failed, each with its
+    -- code (flat: devices[]; wrapped: devices.transactions[].devices[])
+    lists = { devices = "failed" },
     ids = { "deviceId", "mei", "imei", "meid", "serialNumber", "id" },
   },
   endpoints = {

@@ -6,7 +6,8 @@ local hosts = require "knox.services.hosts"
 local CUSTOMER_FIELDS = {
   { "companyName", "string", required = true }, { "email", "string", required = true },
   { "country", "string", required = true }, { "officeNumber", "string" }, { "services", "strings" },
-  { "accessType", "string" }, { "companySize", "string" }, { "industry", "string" }, { "street1", "string" },
+  { "accessType", "string", doc = "older name of managementType" },
+  { "customerAdminManagement", "boolean" }, { "companySize", "string" }, { "industry", "string" }, { "street1", "string" },
   { "street2", "string" }, { "city", "string" }, { "stateOrProvince", "string" }, { "zipCode", "string" },
   { "website", "string" }, { "managementType", "string" }, { "managedServices", "array" },
   { "kgTenantInfo", "object", doc = "{ kgDomainType, kgTenantType, phone, email } (26.01)" },
@@ -47,17 +48,20 @@ return {
     update_customer = { "PUT", "/msp/v1/managedCustomers/{customerId}", doc = "Edits a managed customer.",
       args = UPDATE_FIELDS },
     list_profiles = { "GET", "/msp/v1/profiles", doc = "Profiles of managed customers.",
-      args = { { "customerIds", "strings" }, { "profileIds", "strings" }, { "service", "string" },
+      -- lists as comma-separated values (UNCONFIRMED; the simulator's choice)
+      args = { { "customerIds", "strings", join = "," }, { "profileIds", "strings", join = "," },
+        { "service", "string" },
         { "pageNum", "integer", min = 0 }, { "pageSize", "integer", min = 1, max = 1000 } } },
     -- request fields of copy/overwrite are not published (UNCONFIRMED):
     -- the simulator's choice
     copy_profiles = { "POST", "/msp/v1/profiles/copy",
-      doc = "Copies profiles to managed customers (new names allowed).",
-      args = { { "profileIds", "strings", required = true }, { "customerIds", "strings", required = true },
-        { "service", "string" }, { "names", "object", doc = "profileId -> new name" } } },
+      doc = "Copies a profile to managed customers, optionally under a new name (results per customer; "
+        .. "206 when some failed).",
+      args = { { "sourceProfileId", "string", required = true },
+        { "targetCustomerIds", "strings", required = true }, { "profileName", "string", doc = "the copies' name" } } },
     overwrite_profiles = { "POST", "/msp/v1/profiles/overwrite",
-      doc = "Overwrites child profiles with their parent profile.",
-      args = { { "profileId", "string", required = true }, { "customerIds", "strings", required = true },
-        { "service", "string" } } },
+      doc = "Overwrites child profiles with their parent profile (results per target).",
+      args = { { "sourceProfileId", "string", required = true },
+        { "targets", "array", required = true, doc = "{ { customerId =, profileId = }, ... }" } } },
   },
 }

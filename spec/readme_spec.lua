@@ -30,6 +30,16 @@ describe("README.md", function()
     if dir then os.execute("rm -rf " .. sim_support.quote(dir)) end
   end)
 
+  it("gets its environment from knox sim --env, as it says", function()
+    local ok, _, out = run(sim_support.ENV .. sim_support.LUA .. " " .. sim_support.quote(sim_support.ROOT
+      .. "/bin/knox-sim") .. " --devices 1 --env --max-lifetime 0.5")
+    assert.is_true(ok, out)
+    for _, v in ipairs { "KNOX_BASE_URL", "KNOX_KEYS_FILE", "KNOX_CLIENT_ID", "KNOX_OAUTH_CLIENT_ID",
+      "KNOX_OAUTH_CLIENT_SECRET", "KNOX_OAUTH_SCOPE" } do
+      assert.matches("\nexport [^\n]*" .. v .. "='[^'\n]+'", out)
+    end
+  end)
+
   it("has Lua samples, and every one of them runs", function()
     local _, _, here = run("cd " .. sim_support.quote(sim_support.ROOT) .. " && pwd")
     local root = here:gsub("\n$", "")

@@ -390,6 +390,7 @@ local function build_parser()
   p:option("--latency-ms", "delay every reply by MS milliseconds"):argname("MS")
     :convert(args.number("--latency-ms", 0, 600000))
   p:flag("--stdin-eof", "stop when stdin reaches end of file")
+  p:flag("--env", "also print `export KNOX_...` lines a shell can eval to reach this simulator")
   p:option("--max-lifetime", "stop after SECONDS"):argname("SECONDS")
     :convert(args.number("--max-lifetime", 0.001))
   return p
@@ -412,7 +413,7 @@ function M.parse_args(argv)
     help = r.help, host = r.host, port = r.port, tls = r.tls, cert = r.cert, key = r.key,
     devices = r.devices, seed = r.seed, latency_ms = r.latency_ms, stdin_eof = r.stdin_eof,
     bulk_limit = r.bulk_limit, rate = r.rate, burst = r.burst, kdp_status = r.kdp_status,
-    max_lifetime = r.max_lifetime, keys = {}, oauth_clients = {},
+    max_lifetime = r.max_lifetime, env = r.env, keys = {}, oauth_clients = {},
   }
   -- --keys FILE [--client-id ID] pairs; a lone --client-id names the
   -- client of the simulator's own generated keys
@@ -474,6 +475,22 @@ function M.main(argv)
   io.stdout:write("knox-sim listening on ", url, "\n")
   for _, line in ipairs(sim.notes) do io.stdout:write(line, "\n") end
   io.stdout:write("knox-sim customer id ", sim.state.customer_id, ", reseller id ", sim.state.reseller_id, "\n")
+  if opts.env then
+    -- for `eval "$(knox sim --env | grep ^export)"`: the simulator's own
+    -- throwaway credentials, never real ones
+    local function q(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+    io.stdout:write("export KNOX_BASE_URL=", q(url), "\n")
+    local k = sim.auth.key_order[1]
+    if k then
+      io.stdout:write("export KNOX_KEYS_FILE=", q(sim.auth.keys[k].file), " KNOX_CLIENT_ID=", q(k), "\n")
+    end
+    local o = sim.auth.client_order[1]
+    if o then
+      local c = sim.auth.clients[o]
+      io.stdout:write("export KNOX_OAUTH_CLIENT_ID=", q(o), " KNOX_OAUTH_CLIENT_SECRET=", q(c.secret),
+        " KNOX_OAUTH_SCOPE=", q(table.concat(c.scopes, " ")), "\n")
+    end
+  end
   io.stdout:flush()
   if opts.stdin_eof then sim:stop_on_stdin_eof() end
   if opts.max_lifetime then sim:stop_after(opts.max_lifetime) end

@@ -4,36 +4,9 @@ local sim_support = require "support.sim"
 local cjson = require "cjson"
 
 local quote = sim_support.quote
-local KNOX_VARS = { "KNOX_REGION", "KNOX_BASE_URL", "KNOX_KEYS_FILE", "KNOX_CLIENT_ID", "KNOX_OAUTH_CLIENT_ID",
-  "KNOX_OAUTH_CLIENT_SECRET", "KNOX_OAUTH_SCOPE", "KNOX_TENANT", "KNOX_CA_FILE", "KNOX_PROFILE", "KNOX_OUTPUT",
-  "KNOX_TTY", "KNOX_TOKEN_CACHE", "KNOX_DEBUG" }
-
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p -m 700 " .. quote(tmp))
-
--- Runs `knox ARGS` with only the KNOX_* variables of env, a private HOME,
--- cache and config; returns exit code, stdout, stderr.
-local function run(args, env, stdin)
-  local prefix = sim_support.ENV
-  for _, k in ipairs(KNOX_VARS) do prefix = prefix .. "-u " .. k .. " " end
-  local e = { HOME = tmp, XDG_CACHE_HOME = tmp .. "/cache", KNOX_CONFIG = tmp .. "/no-config" }
-  for k, v in pairs(env or {}) do e[k] = v end
-  for k, v in pairs(e) do prefix = prefix .. k .. "=" .. quote(v) .. " " end
-  local errfile = os.tmpname()
-  local infile
-  if stdin then
-    infile = os.tmpname()
-    sim_support.write_file(infile, stdin)
-  end
-  local p = io.popen(prefix .. "lua5.4 bin/knox " .. args .. " 2>" .. errfile .. " <" .. (infile or "/dev/null"))
-  local out = p:read "a"
-  local _, _, code = p:close()
-  local err = sim_support.read_file(errfile) or ""
-  os.remove(errfile)
-  if infile then os.remove(infile) end
-  return code, out, err
-end
+-- `knox ARGS` with only the KNOX_* variables of env, a private HOME,
+-- cache and config: exit code, stdout, stderr (spec/support/cli.lua)
+local run, tmp = require("support.cli").runner()
 
 -- Parses RFC 4180 CSV text into rows of cells.
 local function parse_csv(text)

@@ -5,35 +5,10 @@ local sim_support = require "support.sim"
 local cjson = require "cjson"
 
 local quote = sim_support.quote
-local KNOX_VARS = { "KNOX_REGION", "KNOX_BASE_URL", "KNOX_KEYS_FILE", "KNOX_CLIENT_ID", "KNOX_OAUTH_CLIENT_ID",
-  "KNOX_OAUTH_CLIENT_SECRET", "KNOX_OAUTH_SCOPE", "KNOX_TENANT", "KNOX_CA_FILE", "KNOX_PROFILE", "KNOX_OUTPUT",
-  "KNOX_TTY", "KNOX_TOKEN_CACHE", "KNOX_DEBUG" }
-
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p -m 700 " .. quote(tmp))
+local tmp = require("support.cli").tmpdir()
 local CONFIG = tmp .. "/config"
 local CACHE = tmp .. "/cache"
-
-local function run(args, env, stdin)
-  local prefix = sim_support.ENV
-  for _, k in ipairs(KNOX_VARS) do prefix = prefix .. "-u " .. k .. " " end
-  local e = { HOME = tmp, XDG_CACHE_HOME = CACHE, KNOX_CONFIG = CONFIG }
-  for k, v in pairs(env or {}) do e[k] = v end
-  for k, v in pairs(e) do prefix = prefix .. k .. "=" .. quote(v) .. " " end
-  local errfile, infile = os.tmpname(), nil
-  if stdin then
-    infile = os.tmpname()
-    sim_support.write_file(infile, stdin)
-  end
-  local p = io.popen(prefix .. "lua5.4 bin/knox " .. args .. " 2>" .. errfile .. " <" .. (infile or "/dev/null"))
-  local out = p:read "a"
-  local _, _, code = p:close()
-  local err = sim_support.read_file(errfile) or ""
-  os.remove(errfile)
-  if infile then os.remove(infile) end
-  return code, out, err
-end
+local run = require("support.cli").runner { home = tmp, config = CONFIG, cache = CACHE }
 
 local function stat(path)
   local p = io.popen("stat -c '%a %F' " .. quote(path) .. " 2>/dev/null")

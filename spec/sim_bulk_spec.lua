@@ -22,19 +22,11 @@ local function imeis(n)
 end
 
 describe("knox.sim bulk limits", function()
-  local s, L
-
-  lazy_setup(function()
-    s = sim.start { devices = 12, seed = "bulk", args = { "--bulk-limit", "5" } }
-    L = sim.legacy(s)
-  end)
-
-  lazy_teardown(function()
-    if L then L.close() end
-    if s then s:stop() end
-  end)
-
-  before_each(function() s:reset() end)
+  local f = sim.fixture { devices = 12, seed = "bulk", args = { "--bulk-limit", "5" } }
+  local s, L -- the simulator and a legacy session, once set up
+  lazy_setup(function() f.setup(); s, L = f.s, f.L end)
+  lazy_teardown(f.teardown)
+  before_each(f.reset)
 
   it("applies --bulk-limit to every service, each with its own code", function()
     local limits = s:request("GET", "/__sim/limits").json

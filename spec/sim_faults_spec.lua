@@ -3,19 +3,11 @@
 local sim = require "support.sim"
 
 describe("knox.sim fault matching", function()
-  local s, L
-
-  lazy_setup(function()
-    s = sim.start { devices = 12, seed = "faults" }
-    L = sim.legacy(s)
-  end)
-
-  lazy_teardown(function()
-    if L then L.close() end
-    if s then s:stop() end
-  end)
-
-  before_each(function() s:reset() end)
+  local f = sim.fixture { devices = 12, seed = "faults" }
+  local s, L -- the simulator and a legacy session, once set up
+  lazy_setup(function() f.setup(); s, L = f.s, f.L end)
+  lazy_teardown(f.teardown)
+  before_each(f.reset)
 
   local function kg(path, h)
     return s:request("POST", "/kcs/v1.1/kg/devices/" .. path, { headers = h, body = { deviceList = {} } })

@@ -18,19 +18,11 @@ local function keys_of(t)
 end
 
 describe("knox.sim fidelity (api-notes-2 §1)", function()
-  local s, L
-
-  lazy_setup(function()
-    s = sim.start { devices = 12, seed = "fidelity" }
-    L = sim.legacy(s)
-  end)
-
-  lazy_teardown(function()
-    if L then L.close() end
-    if s then s:stop() end
-  end)
-
-  before_each(function() s:reset() end)
+  local f = sim.fixture { devices = 12, seed = "fidelity" }
+  local s, L -- the simulator and a legacy session, once set up
+  lazy_setup(function() f.setup(); s, L = f.s, f.L end)
+  lazy_teardown(f.teardown)
+  before_each(f.reset)
 
   describe("KME", function()
     local h

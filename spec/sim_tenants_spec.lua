@@ -4,19 +4,11 @@
 local sim = require "support.sim"
 
 describe("knox.sim tenants", function()
-  local s, L
-
-  lazy_setup(function()
-    s = sim.start { devices = 40, seed = "tenants" }
-    L = sim.legacy(s)
-  end)
-
-  lazy_teardown(function()
-    if L then L.close() end
-    if s then s:stop() end
-  end)
-
-  before_each(function() s:reset() end)
+  local f = sim.fixture { devices = 40, seed = "tenants" }
+  local s, L -- the simulator and a legacy session, once set up
+  lazy_setup(function() f.setup(); s, L = f.s, f.L end)
+  lazy_teardown(f.teardown)
+  before_each(f.reset)
 
   local function as(tenant, path, opts)
     opts = opts or {}

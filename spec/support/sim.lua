@@ -393,4 +393,23 @@ function M.bearer(s, scope)
   return { Authorization = "Bearer " .. r.json.access_token }
 end
 
+--- A simulator shared by a describe block: register its three steps with
+-- busted (support modules do not see busted's globals):
+--   local f = sim.fixture { devices = 12 }
+--   lazy_setup(f.setup); lazy_teardown(f.teardown); before_each(f.reset)
+-- f.s is the simulator and f.L a legacy session (M.legacy) once set up.
+function M.fixture(opts)
+  local f = {}
+  function f.setup()
+    f.s = M.start(opts)
+    f.L = M.legacy(f.s)
+  end
+  function f.teardown()
+    if f.L then f.L.close() end
+    if f.s then f.s:stop() end
+  end
+  function f.reset() f.s:reset() end
+  return f
+end
+
 return M

@@ -5,8 +5,9 @@
  * bytes as the body of a response, with a status, service and headers
  * picked from the first bytes, to knox.errors.from_response, check and
  * items, and aborts on anything but a well-formed knox.Error (or, for
- * items, a list of them). Not part of `make test`. Build and run (clang
- * with libFuzzer) with the commands below this comment.
+ * items, a list of them). Not part of `make test`: `make fuzz` builds and
+ * runs it with the others (seeds: fuzz/corpus/errors/, the error fixtures);
+ * by hand (clang with libFuzzer), the commands below this comment.
  * (Corpus files are plain bodies; the harness takes its first three bytes
  * as status/service/header choices, so seeds work as they are.)
  */

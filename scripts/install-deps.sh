@@ -30,6 +30,9 @@ nginx-light
 tmux
 cppcheck
 lua-ldoc
+clang
+libclang-rt-14-dev
+valgrind
 "
 
 missing=""

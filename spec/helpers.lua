@@ -11,6 +11,16 @@ function M.raises(fn, ...)
   return err
 end
 
+--- n scaled by the environment variable KNOX_SPEC_SCALE (a number > 0,
+-- default 1), for slow runs such as `make valgrind` (KNOX_SPEC_SCALE=0.01):
+-- the heavy specs loop helpers.scaled(n) times instead of n. Never below
+-- min (default 1), and always an integer, so a scaled spec still runs.
+function M.scaled(n, min)
+  local scale = tonumber(os.getenv("KNOX_SPEC_SCALE") or "")
+  if scale == nil or scale <= 0 or scale ~= scale then scale = 1 end
+  return math.max(min or 1, math.floor(n * scale + 0.5))
+end
+
 --- The folder of the shared docs beside the repo, or nil when absent.
 function M.shared_dir()
   for _, d in ipairs { "../shared", os.getenv("KNOX_SHARED_DIR") } do

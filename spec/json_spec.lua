@@ -342,14 +342,15 @@ describe("knox.json", function()
 
     it("round-trips random doubles bit for bit", function()
       math.randomseed(20240601)
-      for _ = 1, 20000 do
+      local count = helpers.scaled(20000, 500)
+      for _ = 1, count do
         local x = string.unpack("<d", string.pack("<i8", math.random(math.mininteger, math.maxinteger)))
         if x == x and x ~= math.huge and x ~= -math.huge then
           local back = json.decode(json.encode(x))
           assert(string.pack("<d", back) == string.pack("<d", x), ("%a did not round-trip"):format(x))
         end
       end
-      for _ = 1, 20000 do
+      for _ = 1, count do
         local x = math.random(-10 ^ 9, 10 ^ 9) / 10 ^ math.random(0, 12)
         local back = json.decode(json.encode(x))
         assert(back == x, ("%.17g did not round-trip"):format(x))

@@ -474,8 +474,8 @@ describe("knox.keys and knox.Key", function()
     end)
 
     it("gives a fresh jti to each of 10,000 tokens", function()
-      local seen, n = {}, 0
-      for _ = 1, 10000 do
+      local seen, n, count = {}, 0, helpers.scaled(10000, 100)
+      for _ = 1, count do
         local t = key:sign_access_token("same token", { now = 1700000000 })
         local p = t:match("^[^.]+%.([^.]+)%.")
         -- base64 decodes in 4-character groups: the last 160 characters,
@@ -488,7 +488,7 @@ describe("knox.keys and knox.Key", function()
           n = n + 1
         end
       end
-      assert.are.equal(10000, n)
+      assert.are.equal(count, n)
     end)
 
     it("rejects bad arguments", function()

@@ -497,8 +497,9 @@ describe("every registry method against the simulator", function()
       ok = function()
         local a = T.K.kme:create_profile_alias { profileId = kme_profile().profileId, profileAlias = "gone",
           resellerId = s.reseller_id }
-        local r = T.K.kme:delete_profile_alias { profileAliasId = a.profileAliasId }
-        sent("DELETE", "/kcs/v1/kme/reseller/profilealias/" .. a.profileAliasId)
+        local r = T.K.kme:delete_profile_alias { profileAliasId = a.profileAliasId, customerId = s.customer_id }
+        assert.are.same({ customerId = s.customer_id },
+          sent("DELETE", "/kcs/v1/kme/reseller/profilealias/" .. a.profileAliasId).q)
         assert.are.equal(a.profileAliasId, r.profileAliasId)
         assert.are.same({}, T.K.kdp:list_profile_aliases { resellerId = s.reseller_id,
           customerId = s.customer_id }.profileAliases)

@@ -135,6 +135,14 @@ describe("every registry method against the simulator", function()
     return { kind = "api", service = service, status = status, code = code, name = name }
   end
 
+  -- A bulk result in which every id took, in order.
+  local function all_ok(r, ids)
+    assert.are.same(ids, r.ok)
+    assert.are.same({}, r.failed)
+    assert.are.same({}, r.unknown)
+    assert.are.equal(#ids, r.total)
+  end
+
   -- A bulk result in which every id failed with name.
   local function all_failed(r, ids, name, service)
     assert.are.equal(#ids, r.total)
@@ -229,7 +237,7 @@ describe("every registry method against the simulator", function()
         local r = T.K.kme:assign_profile { profileId = p.profileId, devices = ids }
         local b = sent("PUT", "/kcs/v1/kme/devices/assignProfile").json
         assert.are.same({ profileId = p.profileId, deviceIds = ids }, b)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.same({}, r.failed)
         assert.are.equal(2, r.responses[1].totalCount)
       end,
@@ -246,7 +254,7 @@ describe("every registry method against the simulator", function()
         local ids = kme_devices(3)
         local r = T.K.kme:unassign_profile { devices = ids }
         assert.are.same({ deviceIds = ids }, sent("PUT", "/kcs/v1/kme/devices/unassignProfile").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.equal(3, r.responses[1].totalCount)
       end,
       fail = function()
@@ -269,7 +277,7 @@ describe("every registry method against the simulator", function()
         local r = T.K.kme:unassign_profile_v2 { devices = { ids[1], page[2].id } }
         assert.are.same({ deviceIds = { ids[1], page[2].id } },
           sent("PUT", "/kcs/v2/kme/devices/unassignProfile").json)
-        assert.are.same({ ids[1], page[2].id }, r.ok)
+        all_ok(r, { ids[1], page[2].id })
         assert.are.same({ ids[1], page[2].id }, r.responses[1].validDeviceList)
       end,
       fail = function()
@@ -286,7 +294,7 @@ describe("every registry method against the simulator", function()
         local ids = kme_devices(2)
         local r = T.K.kme:delete_devices { devices = ids }
         assert.are.same({ devices = { imeiOrSerials = ids } }, sent("POST", "/kcs/v1/kme/devices/delete").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.same(ids, r.responses[1].successDeviceList)
         assert.are.equal(DEVICES - 2, T.K.kme:list_devices { pageSize = 1 }.totalCount)
       end,
@@ -683,7 +691,7 @@ describe("every registry method against the simulator", function()
         local want = args_with(nil)
         want.deviceList = ids
         assert.are.same(want, sent("POST", path).json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.same({}, r.failed)
         assert.are.equal(2, r.responses[1].success)
       end,
@@ -878,7 +886,7 @@ describe("every registry method against the simulator", function()
         local r = T.K.kdp:upload_devices(kdp_base { devices = ids, transactionId = "upA", orderNo = "PO-1" })
         assert.are.same(kdp_base { devices = ids, transactionId = "upA", orderNo = "PO-1", type = "IMEI" },
           sent("PUT", "/kcs/v1/rp/devices/upload").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.equal("upA", r.responses[1].transactionId)
         local finals = r:wait { interval = 1 }
         assert.are.equal(1, #finals)
@@ -901,7 +909,7 @@ describe("every registry method against the simulator", function()
         local r = T.K.kdp:delete_devices(kdp_base { devices = { dev.mei }, transactionId = "delA" })
         assert.are.same(kdp_base { devices = { dev.mei }, transactionId = "delA", type = "IMEI" },
           sent("PUT", "/kcs/v1/rp/devices/delete").json)
-        assert.are.same({ dev.mei }, r.ok)
+        all_ok(r, { dev.mei })
         local finals = r:wait()
         assert.are.equal("Complete", finals[1].state)
         assert.are.equal(DEVICES - 1, T.K.kdp:list_devices { resellerId = s.reseller_id }.totalCount)
@@ -1036,7 +1044,7 @@ describe("every registry method against the simulator", function()
         local feature = { profileId = profiles[2].profileId, licenseKey = licenses[1].licenseKey }
         local r = T.K.kc:assign { devices = ids, assignFeature = feature }
         assert.are.same({ deviceIds = ids, assignFeature = feature }, sent("PUT", "/kcs/v1/kc/devices/assign").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.equal(2, r.responses[1].successCount)
         assert.are.equal(profiles[2].profileId, T.K.kc:list_devices { devices = ids[1] }.deviceList[1].profileId)
       end,
@@ -1048,7 +1056,7 @@ describe("every registry method against the simulator", function()
         local ids = kc_devices(4)
         local r = T.K.kc:unassign { devices = { ids[4] } }
         assert.are.same({ deviceIds = { ids[4] } }, sent("PUT", "/kcs/v1/kc/devices/unassign").json)
-        assert.are.same({ ids[4] }, r.ok)
+        all_ok(r, { ids[4] })
         assert.are.equal("Unassigned", T.K.kc:list_devices { devices = ids[4] }.deviceList[1].deviceState)
       end,
       fail = kc_none("unassign", "/kcs/v1/kc/devices/unassign", "PUT"),
@@ -1058,7 +1066,7 @@ describe("every registry method against the simulator", function()
         local ids = kc_devices(2)
         local r = T.K.kc:send_command { devices = ids, command = "Reboot" }
         assert.are.same({ deviceIds = ids, command = "Reboot" }, sent("PUT", "/kcs/v1/kc/devices/command").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.equal(2, r.responses[1].data.successCount)
       end,
       fail = kc_none("send_command", "/kcs/v1/kc/devices/command", "PUT", { command = "Reboot" }),
@@ -1068,7 +1076,7 @@ describe("every registry method against the simulator", function()
         local ids = kc_devices(2)
         local r = T.K.kc:delete_devices { devices = ids }
         assert.are.same({ deviceIds = ids }, sent("DELETE", "/kcs/v1/kc/devices").q)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.equal(DEVICES - 2, T.K.kc:list_devices { pageSize = 1 }.totalCount)
       end,
       fail = kc_none("delete_devices", "/kcs/v1/kc/devices", "DELETE"),
@@ -1190,7 +1198,7 @@ describe("every registry method against the simulator", function()
         local ids = kc_devices(2)
         local r = T.O.kc:send_command_v2 { devices = ids, command = "PushProfile" }
         assert.are.same({ deviceIds = ids, command = "PushProfile" }, sent("POST", "/kc/v2/devices/sendCommand").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.same(ids, r.responses[1].data.successDeviceList)
       end,
       fail = kc2_unknown("send_command_v2", "/kc/v2/devices/sendCommand", { command = "Lock" }),
@@ -1200,7 +1208,7 @@ describe("every registry method against the simulator", function()
         local ids = kc_devices(2)
         local r = T.O.kc:delete_devices_v2 { devices = ids }
         assert.are.same({ deviceIds = ids }, sent("POST", "/kc/v2/devices/bulkDelete").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.equal(DEVICES - 2, T.O.kc:get_devices_v2 { pageSize = 1 }.totalCount)
       end,
       fail = function()
@@ -1277,7 +1285,7 @@ describe("every registry method against the simulator", function()
           devices = ids }
         assert.are.same({ licenseKey = licenses[1].licenseKey, deviceIds = ids },
           sent("POST", "/kc/v2/profiles/" .. profiles[2].profileId .. "/bulkAssign").json)
-        assert.are.same(ids, r.ok)
+        all_ok(r, ids)
         assert.are.equal(2, r.responses[1].data.successCount)
       end,
       fail = function()
@@ -1294,7 +1302,7 @@ describe("every registry method against the simulator", function()
         local ids = kc_devices(4)
         local r = T.O.kc:bulk_unassign_v2 { devices = { ids[4] } }
         assert.are.same({ deviceIds = { ids[4] } }, sent("POST", "/kc/v2/profiles/bulkUnassign").json)
-        assert.are.same({ ids[4] }, r.ok)
+        all_ok(r, { ids[4] })
         assert.are.equal("UNASSIGNED", T.O.kc:get_devices_v2 { deviceIds = { ids[4] } }.devices[1].status)
       end,
       fail = kc2_unknown("bulk_unassign_v2", "/kc/v2/profiles/bulkUnassign"),

@@ -4,7 +4,9 @@ local hosts = require "knox.services.hosts"
 
 local PAGE_NUM = { "pageNum", "integer", min = 0 }
 local PAGE_SIZE = { "pageSize", "integer", min = 1, max = 1000 }
-local SORT = { "sortOrder", "string", enum = { "asc", "desc", "ASC", "DESC" } }
+-- ascending|descending (api-notes §4.5, v1 devices); the same words for the
+-- other lists, whose values are not published
+local SORT = { "sortOrder", "string", enum = { "ascending", "descending" } }
 -- Knox Configure's bulk limits are not published: 1000 (v1) and 100 (v2,
 -- its page limit) are knox's defaults; client option bulk_limits.kc
 -- overrides them.
@@ -82,9 +84,13 @@ return {
       args = { DEVICES }, bulk = { limit = 100 } },
     list_profiles_v2 = { "GET", "/kc/v2/profiles", doc = "Lists profiles (v2).",
       args = { PAGE_NUM, PAGE_SIZE } },
+    -- the request fields are not published (UNCONFIRMED): a v1 profile's
+    -- item fields (name, profileType, knoxVersion, deviceProductType), as
+    -- the simulator reads them
     create_profile_v2 = { "POST", "/kc/v2/profiles", doc = "Creates a profile (v2).",
-      args = { { "profileName", "string", required = true }, { "profileType", "string" },
-        { "description", "string" }, { "settings", "object" } } },
+      args = { { "name", "string", required = true, doc = "the profile's name (unique)" },
+        { "profileType", "string", enum = { "ProfileWithoutKnox", "ProfileWithKnox" } },
+        { "knoxVersion", "string" }, { "deviceProductType", "string", enum = { "phone", "tablet" } } } },
     get_profile_v2 = { "GET", "/kc/v2/profiles/{profileId}", doc = "One profile (v2).",
       args = { { "profileId", "string", required = true } } },
     delete_profile_v2 = { "DELETE", "/kc/v2/profiles/{profileId}", doc = "Deletes a profile (v2).",

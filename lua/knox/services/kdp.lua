@@ -12,7 +12,7 @@ local UPLOAD_ARGS = {
     .. "a chunked call sends <id>c<n> per chunk)" },
   RESELLER, { "customerId", "string", required = true },
   { "devices", "devices", required = true, doc = "IMEIs, MEIDs or serial numbers" },
-  { "type", "string", default = "IMEI", enum = { "IMEI", "MEID", "SERIAL", "SERIAL_NUMBER" } },
+  { "type", "string", default = "IMEI", enum = { "IMEI", "MEID", "SERIAL" } },
   { "orderNo", "string" }, { "vendorId", "string" }, { "targetService", "string" },
   { "profileAliases", "array" },
 }

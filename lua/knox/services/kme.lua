@@ -10,7 +10,7 @@ local CUSTOMER = { "customerId", "string", doc = "the customer id (optional with
 local DEVICES_REQ = { "devices", "devices", required = true, wire = "deviceIds",
   doc = "IMEIs or serial numbers" }
 local PROFILE_FIELDS = {
-  { "profileName", "string", required = true }, { "profileDescription", "string" },
+  { "profileName", "string", required = true }, { "description", "string" },
   { "doEnabled", "boolean", doc = "device owner mode" }, { "aeEnabled", "boolean", doc = "Android Enterprise" },
   { "supportPhoneNumber", "string" }, { "supportEmailAddress", "string", doc = "required unless doEnabled" },
   { "skipSetupWizard", "boolean" }, { "allowUserCancel", "boolean" }, { "supportedMDM", "string" },
@@ -91,10 +91,12 @@ return {
       doc = "Lists bulk device uploads waiting for the customer's approval.",
       args = { PAGE_NUM, PAGE_SIZE, CUSTOMER } },
     -- request fields are not published (UNCONFIRMED): uploadIds and an
-    -- approve flag are the simulator's choice
+    -- action APPROVE | REJECT are the simulator's choice
     approve_uploads = { "POST", "/kcs/v1/kme/devices/uploads/approvals",
-      doc = "Approves (or rejects) pending device uploads.",
-      args = { { "uploadIds", "strings", required = true }, { "approve", "boolean", default = true }, CUSTOMER } },
+      doc = "Approves (or rejects) pending device uploads (successUploadList, failedUploadList, "
+        .. "notFoundUploadList).",
+      args = { { "uploadIds", "strings", required = true },
+        { "action", "string", default = "APPROVE", enum = { "APPROVE", "REJECT" } }, CUSTOMER } },
     list_profiles = { "GET", "/kcs/v1/kme/profiles/list", each = "each_profile", items = "profileList",
       doc = "Lists the customer's KME profiles (the list field name is UNCONFIRMED).",
       args = { PAGE_NUM, PAGE_SIZE, CUSTOMER, { "search", "string", doc = "a part of the profile name" } } },
@@ -117,17 +119,21 @@ return {
       args = { { "profileId", "string", required = true }, CUSTOMER } },
     -- the customer's reseller-management calls (scope kme.reseller); their
     -- request fields are not published (UNCONFIRMED): the simulator's choice
+    -- (resellerIds and an action; an alias is profileAlias, profileId and
+    -- the approved resellerId it is for)
     approve_reseller = { "POST", "/kcs/v1/kme/reseller/approvals",
-      doc = "Approves (or rejects) a reseller's request to upload devices for the customer.",
-      args = { { "resellerId", "string", required = true }, { "approve", "boolean", default = true }, CUSTOMER } },
+      doc = "Approves (or rejects) resellers' requests to upload devices for the customer "
+        .. "(successResellerList, failedResellerList, notFoundResellerList).",
+      args = { { "resellerIds", "strings", required = true },
+        { "action", "string", default = "APPROVE", enum = { "APPROVE", "REJECT" } }, CUSTOMER } },
     create_profile_alias = { "POST", "/kcs/v1/kme/reseller/profilealias",
       doc = "Creates a profile alias a reseller can name in KDP uploads.",
-      args = { { "profileId", "string", required = true }, { "aliasName", "string", required = true },
-        { "resellerId", "string" }, CUSTOMER } },
+      args = { { "profileId", "string", required = true }, { "profileAlias", "string", required = true },
+        { "resellerId", "string", required = true, doc = "an approved reseller" }, CUSTOMER } },
     update_profile_alias = { "PUT", "/kcs/v1/kme/reseller/profilealias/{profileAliasId}",
-      doc = "Points a profile alias at another profile or renames it.",
+      doc = "Points a profile alias at another profile or reseller, or renames it.",
       args = { { "profileAliasId", "string", required = true }, { "profileId", "string" },
-        { "aliasName", "string" }, CUSTOMER } },
+        { "profileAlias", "string" }, { "resellerId", "string" }, CUSTOMER } },
     delete_profile_alias = { "DELETE", "/kcs/v1/kme/reseller/profilealias/{profileAliasId}",
       doc = "Deletes a profile alias.", args = { { "profileAliasId", "string", required = true }, CUSTOMER } },
   },

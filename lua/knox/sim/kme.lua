@@ -451,6 +451,7 @@ end
 
 local function create_alias(ctx)
   local b = ctx:body()
+  ctx:check_customer(b.customerId)
   local name, pid, rid = alias_fields(ctx, b)
   local a = { profileAliasId = ctx.state:new_id(), profileAlias = name, profileId = pid, resellerId = rid }
   ctx.tenant.kme.aliases[a.profileAliasId] = a
@@ -464,13 +465,16 @@ local function alias_of(ctx)
 end
 
 local function update_alias(ctx)
+  local b = ctx:body()
+  ctx:check_customer(b.customerId)
   local a = alias_of(ctx)
-  local name, pid, rid = alias_fields(ctx, ctx:body(), a)
+  local name, pid, rid = alias_fields(ctx, b, a)
   a.profileAlias, a.profileId, a.resellerId = name or a.profileAlias, pid or a.profileId, rid or a.resellerId
   return a
 end
 
 local function delete_alias(ctx)
+  ctx:check_customer(ctx.query.customerId)
   local a = alias_of(ctx)
   ctx.tenant.kme.aliases[a.profileAliasId] = nil
   return { profileAliasId = a.profileAliasId }

@@ -294,7 +294,7 @@ void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip
   size_t prev_len = 0;
   enum { MAX_SEEN = 48 };
   Name seen[MAX_SEEN];
-  int first = 1, lines = 0, nseen = 0;
+  int first = 1, lines = 0, nseen = 0, any_dup = 0;
   for (const char *q = p; q != NULL && q < p + n; lines++) {
     q = memchr(q, '\n', (size_t)(p + n - q));
     if (q != NULL) q++;
@@ -318,7 +318,10 @@ void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip
     if (line[0] == ' ' || line[0] == '\t') {
       /* obsolete line folding: continues the previous header's value */
       size_t s = skip_blank(line, len, 0);
-      if (prev != NULL && s < len) knox_http_add_header(L, tbl, prev, prev_len, line + s, len - s, redact, " ", 1);
+      if (prev != NULL && s < len) {
+        knox_http_add_header(L, tbl, prev, prev_len, line + s, len - s, redact, " ", 1);
+        any_dup = 1;
+      }
       continue;
     }
     const char *colon = memchr(line, ':', len);
@@ -340,7 +343,9 @@ void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip
       seen[nseen++].len = nlen;
     }
     knox_http_add_header(L, tbl, line, nlen, line + vs, ve - vs, redact, ", ", dup);
+    any_dup |= dup;
   }
-  knox_http_join_headers(L, tbl);
+  /* only a block with a repeated name (or a folded line) has lists to join */
+  if (any_dup) knox_http_join_headers(L, tbl);
 }
 

@@ -217,6 +217,12 @@ end
 -- call would act on the MSP's own tenant.
 function Client:_provider(service, route, tenant)
   local accepted = route and next(route.schemes) ~= nil and route.schemes or nil
+  if not tenant and #self.providers > 0 then
+    -- the common case, kept cheap: the first provider the route accepts
+    for _, p in ipairs(self.providers) do
+      if not accepted or accepted[p.scheme] then return p end
+    end
+  end
   local spec = service and services.get(service)
   local what = spec and spec.title and (spec.title .. " (" .. (route and route.label or service) .. ")")
     or (route and route.label) or service
@@ -470,10 +476,10 @@ function Client:_prepare(method, path, opts)
   end
   if opts ~= nil and type(opts) ~= "table" then error("bad argument #3 to 'request' (table expected)", 3) end
   opts = opts or NO_OPTS
-  for _, k in ipairs { "params", "query" } do
-    if opts[k] ~= nil and type(opts[k]) ~= "table" then
-      error(("bad argument #3 to 'request' (field '%s' must be a table, got %s)"):format(k, type(opts[k])), 3)
-    end
+  local params, query = opts.params, opts.query
+  if (params ~= nil and type(params) ~= "table") or (query ~= nil and type(query) ~= "table") then
+    local k = (params ~= nil and type(params) ~= "table") and "params" or "query"
+    error(("bad argument #3 to 'request' (field '%s' must be a table, got %s)"):format(k, type(opts[k])), 3)
   end
   local service, route, plain = self:_classify(path)
   if opts.service ~= nil then

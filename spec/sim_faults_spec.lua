@@ -3,11 +3,11 @@
 local sim = require "support.sim"
 
 describe("knox.sim fault matching", function()
-  local f = sim.fixture { devices = 12, seed = "faults" }
+  local fx = sim.fixture { devices = 12, seed = "faults" }
   local s, L -- the simulator and a legacy session, once set up
-  lazy_setup(function() f.setup(); s, L = f.s, f.L end)
-  lazy_teardown(f.teardown)
-  before_each(f.reset)
+  lazy_setup(function() fx.setup(); s, L = fx.s, fx.L end)
+  lazy_teardown(fx.teardown)
+  before_each(fx.reset)
 
   local function kg(path, h)
     return s:request("POST", "/kcs/v1.1/kg/devices/" .. path, { headers = h, body = { deviceList = {} } })

@@ -353,6 +353,23 @@ describe("knox services", function()
     end)
   end)
 
+  describe("cursor paging", function()
+    it("walks Knox Configure v2 devices with searchAfter, each once", function()
+      local c <close> = both_client()
+      local total = c.kc:get_devices_v2 { pageSize = 1 }.totalCount
+      local seen, n, pages = {}, 0, 0
+      for d in c.kc:each_device_v2({ pageSize = 100 }, { on_page = function() pages = pages + 1 end }) do
+        assert.is_nil(seen[d.id], d.id)
+        seen[d.id] = true
+        n = n + 1
+      end
+      assert.are.equal(total, n)
+      assert.are.equal(math.ceil(total / 100), pages)
+      local sent = s:requests { path = "/kc/v2/devices/getDevices" }
+      assert.is_not_nil(cjson.decode(sent[#sent].body).searchAfter, "later pages send the cursor")
+    end)
+  end)
+
   describe("paging", function()
     it("walks every managed customer with a per-page hook", function()
       local c <close> = both_client()

@@ -106,10 +106,8 @@ function M.pages(fetch, opts)
   end
 end
 
---- pager.each(fetch, opts): iterator over the items of every page.
-function M.each(fetch, opts)
-  if type(fetch) ~= "function" then error("bad argument #1 to 'each' (function expected)", 2) end
-  local pages = M.pages(fetch, opts)
+-- The items of a page iterator (page, body, items), one at a time.
+local function flatten(pages)
   local items, i = nil, 0
   return function()
     while true do
@@ -124,6 +122,12 @@ function M.each(fetch, opts)
   end
 end
 
+--- pager.each(fetch, opts): iterator over the items of every page.
+function M.each(fetch, opts)
+  if type(fetch) ~= "function" then error("bad argument #1 to 'each' (function expected)", 2) end
+  return flatten(M.pages(fetch, opts))
+end
+
 --- pager.cursor(fetch, opts): iterator over the items of a cursor-paged
 -- list (Knox Configure v2 searchAfter / nextSearchAfter, the Knox Guard
 -- cursor listing). fetch(cursor) returns one page's body (cursor nil for
@@ -133,39 +137,34 @@ end
 -- "partial" instead of looping.
 function M.cursor(fetch, opts)
   opts = opts or {}
-  local cursor, items, i, seen, pages, done = nil, nil, 0, 0, 0, false
+  local cursor, seen, pages, done = nil, 0, 0, false
   local used = {}
-  return function()
-    while true do
-      if items and i < #items then
-        i = i + 1
-        return items[i]
-      end
-      if done or (opts.max_pages and pages >= opts.max_pages) then return nil end
-      local body = fetch(cursor)
-      pages = pages + 1
-      items, i = page_items(body, opts.items), 0
-      if items == nil then
-        done = true
-        error(errors.new { kind = "decode", message = ("cursor page %d has no list%s (after %d items)"):format(
-          pages, opts.items and (" '" .. opts.items .. "'") or "", seen) })
-      end
-      seen = seen + #items
-      local nxt = type(body) == "table" and body[opts.next] or nil
-      if opts.on_page then opts.on_page(seen, type(body) == "table" and tonumber(body.totalCount) or nil) end
-      if nxt == nil or nxt == json.null or nxt == "" or #items == 0 then
-        done = true
-      else
-        local key = type(nxt) == "table" and json.encode(nxt, { sort_keys = true }) or tostring(nxt)
-        if used[key] then
-          done = true
-          partial("cursor %s came back twice: the server seems to ignore it (after %d items)", key, seen)
-        end
-        used[key] = true
-        cursor = nxt
-      end
+  return flatten(function()
+    if done or (opts.max_pages and pages >= opts.max_pages) then return nil end
+    local body = fetch(cursor)
+    pages = pages + 1
+    local items = page_items(body, opts.items)
+    if items == nil then
+      done = true
+      error(errors.new { kind = "decode", message = ("cursor page %d has no list%s (after %d items)"):format(
+        pages, opts.items and (" '" .. opts.items .. "'") or "", seen) })
     end
-  end
+    seen = seen + #items
+    local nxt = type(body) == "table" and body[opts.next] or nil
+    if opts.on_page then opts.on_page(seen, type(body) == "table" and tonumber(body.totalCount) or nil) end
+    if nxt == nil or nxt == json.null or nxt == "" or #items == 0 then
+      done = true
+    else
+      local key = type(nxt) == "table" and json.encode(nxt, { sort_keys = true }) or tostring(nxt)
+      if used[key] then
+        done = true
+        partial("cursor %s came back twice: the server seems to ignore it (after %d items)", key, seen)
+      end
+      used[key] = true
+      cursor = nxt
+    end
+    return pages, body, items
+  end)
 end
 
 --- pager.cursor_method(def, fetch_method): the each_<noun> method of a

@@ -370,7 +370,7 @@ describe("knox.client against the simulator", function()
 
     it("removes a client secret the token endpoint echoes back", function()
       local c <close> = oauth_client()
-      sim:fault { match = { path = "oauth2/token" }, status = 400,
+      sim:fault { match = { path = "/ams/v1/oauth2/token" }, status = 400,
         message = "invalid client_secret " .. sim.oauth.client_secret, times = 1 }
       local e = helpers.raises(c.request, c, "GET", "/msp/v1/managedCustomers")
       local all = tostring(e) .. tostring(e.message) .. tostring(e.body) .. tostring(e.description)

@@ -26,61 +26,7 @@ local function shell(cmd)
   return body, tonumber(rc)
 end
 
--- Legacy (keys.json) credentials for a running simulator, signed by openssl.
-local function legacy(s)
-  local pem = os.tmpname()
-  local keys = sim.private_pem(s.keys_file, pem)
-  local L = { pem = pem, keys = keys }
-  local function claims(base, over)
-    for k, v in pairs(over or {}) do
-      if v == false then base[k] = nil else base[k] = v end
-    end
-    return base
-  end
-  function L.client_jwt(over, header)
-    local now = NOW()
-    return sim.openssl_jwt(L.pem, claims({ clientIdentifier = s.client_id, publicKey = keys.Public, iat = now,
-      exp = now + 1800, aud = "KnoxWSM", jti = sim.random_hex(18) }, over), header)
-  end
-  function L.request_token(body_over, jwt_over)
-    local body = { clientIdentifierJwt = L.client_jwt(jwt_over), base64EncodedStringPublicKey = keys.Public,
-      validityForAccessTokenInMinutes = 30 }
-    for k, v in pairs(body_over or {}) do
-      if v == false then body[k] = nil else body[k] = v end
-    end
-    return s:request("POST", "/ams/v1/users/accesstoken", { body = body })
-  end
-  function L.apitoken(access, over)
-    local now = NOW()
-    return sim.openssl_jwt(L.pem, claims({ accessToken = access, publicKey = keys.Public, iat = now,
-      exp = now + 1800, aud = "KnoxWSM", jti = sim.random_hex(18) }, over))
-  end
-  -- Headers for a legacy service call (a fresh access token each time).
-  function L.headers(validity)
-    local r = L.request_token { validityForAccessTokenInMinutes = validity or 30 }
-    assert(r.status == 200, r.body)
-    return { ["x-knox-apitoken"] = L.apitoken(r.json.accessToken) }, r.json.accessToken
-  end
-  function L.close()
-    os.remove(pem)
-  end
-  return L
-end
-
-local function oauth_token(s, over)
-  local form = { grant_type = "client_credentials", client_id = s.oauth.client_id,
-    client_secret = s.oauth.client_secret, scope = s.oauth.scope }
-  for k, v in pairs(over or {}) do
-    if v == false then form[k] = nil else form[k] = v end
-  end
-  return s:request("POST", "/ams/v1/oauth2/token", { form = form })
-end
-
-local function bearer(s, scope)
-  local r = oauth_token(s, { scope = scope })
-  assert(r.status == 200, r.body)
-  return { Authorization = "Bearer " .. r.json.access_token }
-end
+local legacy, oauth_token, bearer = sim.legacy, sim.oauth_token, sim.bearer
 
 local function is_uuid(v)
   return type(v) == "string" and v:match("^%x+%-%x+%-%x+%-%x+%-%x+$") ~= nil
@@ -203,7 +149,9 @@ describe("knox.sim", function()
       local files = source_files()
       assert.is_true(#files >= 10)
       for _, f in ipairs(files) do
-        local src = sim.read_file(f)
+        -- testing.lua is the test's side of the kit (it builds knox clients);
+        -- the simulator process never loads it
+        local src = f:match("/testing%.lua$") and "" or sim.read_file(f)
         for mod in src:gmatch("require%s*%(?%s*[\"']([^\"']+)[\"']") do
           assert.is_falsy(mod == "knox" or mod:match("^knox%.core") or mod == "knox.errors" or mod == "knox.json",
             f .. " requires " .. mod)
@@ -635,8 +583,8 @@ describe("knox.sim", function()
       local own = s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json.deviceList
       h["x-wsm-managed-tenantid"] = customers[1].customerId
       local theirs = s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json.deviceList
-      assert.are.equal(#own, #theirs)
-      assert.are_not.equal(own[1].deviceId, theirs[1].deviceId)
+      assert.are_not.equal(#own, #theirs)  -- every tenant has a fleet of its own
+      assert.are_not.equal(own[1].mei, theirs[1].mei)
       h["x-wsm-managed-tenantid"] = "9999999999"
       local r = s:request("GET", "/kcs/v1/kme/devices/list", { headers = h })
       assert_kme_error(r, 403, 40300000, "AUTHORIZATION_FAIL")
@@ -666,10 +614,10 @@ describe("knox.sim", function()
         local page = devices("?pageSize=5&pageNum=" .. p).json
         assert.are.equal(12, page.totalCount)
         assert.are.equal(p, page.pageNum)
-        for _, d in ipairs(page.deviceList) do seen[#seen + 1] = d.deviceId end
+        for _, d in ipairs(page.deviceList) do seen[#seen + 1] = d.id end
       end
       assert.are.equal(12, #seen)
-      for i, d in ipairs(all.deviceList) do assert.are.equal(d.deviceId, seen[i]) end
+      for i, d in ipairs(all.deviceList) do assert.are.equal(d.id, seen[i]) end
       local r = devices("?pageSize=5&pageNum=9")
       assert.are.equal(0, #r.json.deviceList)
       assert.is_true(r.body:find('"deviceList":[]', 1, true) ~= nil)
@@ -735,14 +683,14 @@ describe("knox.sim", function()
     it("assigns and unassigns profiles (v1 all-or-nothing, v2 partial)", function()
       local list = devices().json.deviceList
       local profile = s:request("GET", "/kcs/v1/kme/profiles/list", { headers = h }).json.profileList[2]
-      local ids = { list[3].deviceId, list[6].deviceId }
+      local ids = { list[3].mei, list[6].mei }
       local r = s:request("PUT", "/kcs/v1/kme/devices/assignProfile", { headers = h,
         body = { profileId = profile.profileId, deviceIds = ids } })
       assert.are.equal(200, r.status)
       assert.are.equal(2, r.json.totalCount)
       local after = devices().json.deviceList
       assert.are.equal(profile.profileId, after[3].profileId)
-      assert.are.equal("Assigned", after[6].status)
+      assert.are.equal(profile.profileName, after[6].profileName)
       r = s:request("PUT", "/kcs/v1/kme/devices/assignProfile", { headers = h,
         body = { profileId = profile.profileId, deviceIds = { ids[1], "490154203237518" } } })
       assert_kme_error(r, 404, 4040300, "DEVICE_NOT_FOUND")
@@ -753,11 +701,11 @@ describe("knox.sim", function()
         body = { profileId = profile.profileId, deviceIds = {} } })
       assert_kme_error(r, 400, 4000000, "RESOURCE_INVALID_PARAM")
       r = s:request("PUT", "/kcs/v1/kme/devices/assignProfile", { headers = h, body = { profileId = profile.profileId,
-        devices = { { deviceId = ids[1], userName = "alice", userToken = "secret" } } } })
+        devices = { { mei = ids[1], userName = "alice", userToken = "secret" } } } })
       assert_kme_error(r, 500, 5000006, "RSA_DECRYPTION_FAIL")
       local enc = (require "mime").b64(("\7"):rep(256))
       r = s:request("PUT", "/kcs/v1/kme/devices/assignProfile", { headers = h, body = { profileId = profile.profileId,
-        devices = { { deviceId = ids[1], userName = enc, userToken = enc } } } })
+        devices = { { mei = ids[1], userName = enc, userToken = enc } } } })
       assert.are.equal(200, r.status)
       local many = {}
       for i = 1, 1001 do many[i] = "R5" .. i end
@@ -766,7 +714,7 @@ describe("knox.sim", function()
       assert_kme_error(r, 400, 4000019, "TOO_MANY_DEVICES")
       r = s:request("PUT", "/kcs/v1/kme/devices/unassignProfile", { headers = h, body = { deviceIds = { ids[1] } } })
       assert.are.equal(200, r.status)
-      assert.are.equal("Unassigned", devices().json.deviceList[3].status)
+      assert.is_nil(devices().json.deviceList[3].profileName)
       r = s:request("POST", "/kcs/v2/kme/devices/unassignProfile", { headers = h,
         body = { deviceIds = { ids[2], "490154203237518", "not valid!" } } })
       assert.are.equal(200, r.status)
@@ -778,9 +726,9 @@ describe("knox.sim", function()
     it("deletes devices with success, failed and notFound lists", function()
       local list = devices().json.deviceList
       local r = s:request("POST", "/kcs/v1/kme/devices/delete", { headers = h, body = { customerId = s.customer_id,
-        devices = { imeiOrSerials = { list[1].deviceId, list[2].serialNumber, "490154203237518", "bad id!" } } } })
+        devices = { imeiOrSerials = { list[1].mei, list[2].serialNumber, "490154203237518", "bad id!" } } } })
       assert.are.equal(200, r.status)
-      assert.are.same({ list[1].deviceId, list[2].serialNumber }, r.json.successDeviceList)
+      assert.are.same({ list[1].mei, list[2].serialNumber }, r.json.successDeviceList)
       assert.are.same({ "490154203237518" }, r.json.notFoundDeviceList)
       assert.are.same({ "bad id!" }, r.json.failedDeviceList)
       assert.are.equal(10, devices().json.totalCount)
@@ -858,6 +806,8 @@ describe("knox.sim", function()
       assert.are.equal(1, r.json.fail)
       r = kg("/devices/approve", { deviceUid = "490154203237518", approveId = "LOAN-SPEC-1" })
       assert.are.equal(200, r.status)
+      assert.are.equal("Activating", kg("/devices/list", { search = "490154203237518" }).json.deviceList[1].status)
+      s:clock(60)  -- the device confirms: Activating -> Active on the simulator's clock
       assert.are.equal("Active", kg("/devices/list", { search = "490154203237518" }).json.deviceList[1].status)
       r = kg("/devices/approve", { deviceUid = "R58SPEC0001", approveId = "LOAN-SPEC-1" })
       assert_kg_error(r, 400, 4000000, "RESOURCE_INVALID_PARAM")
@@ -1006,7 +956,7 @@ describe("knox.sim", function()
       local kme = s:request("GET", "/kcs/v1/kme/devices/list", { headers = bearer(s) }).json
       assert.are.equal(13, kme.totalCount)
       assert_kme_error(rp("PUT", "/devices/upload", { resellerId = s.reseller_id, customerId = s.customer_id,
-        transactionId = "up1", devices = { "490154203237518" } }), 400, 40000000, "RESOURCE_INVALID_PARAM")
+        transactionId = "up1", devices = { "490154203237518" } }), 400, 40000014, "TRANSACTION_ID_DUPLICATE")
     end)
 
     it("refuses unknown resellers and customers, and deletes only its own uploads", function()
@@ -1018,7 +968,7 @@ describe("knox.sim", function()
       assert.are.equal(12, list.totalCount)
       assert.are.equal(5, #list.devices)
       local r = rp("PUT", "/devices/delete", { resellerId = s.reseller_id, customerId = s.customer_id,
-        transactionId = "del1", devices = { list.devices[1].deviceUid, "490154203237518" } })
+        transactionId = "del1", devices = { list.devices[1].mei, "490154203237518" } })
       assert.are.equal(200, r.status)
       r = rp("GET", "/devices/status?resellerId=" .. s.reseller_id .. "&transactionId=del1")
       assert.are.equal("DELETE", r.json.operationType)
@@ -1049,7 +999,7 @@ describe("knox.sim", function()
       local r = s:request("GET", "/kcs/v1/kc/devices?pageSize=100", { headers = h })
       assert.are.equal(200, r.status)
       assert.are.equal(12, r.json.totalCount)
-      local first = r.json.deviceList[1].deviceId
+      local first = r.json.deviceList[1].deviceUId
       r = s:request("GET", "/kcs/v1/kc/devices?devices[]=" .. first, { headers = h })
       assert.are.equal(1, r.json.totalCount)
       r = s:request("GET", "/kcs/v1/kc/devices?sortBy=model&sortOrder=descending", { headers = h })
@@ -1070,8 +1020,8 @@ describe("knox.sim", function()
     it("assigns and unassigns with counts and documented errors", function()
       local devices = s:request("GET", "/kcs/v1/kc/devices", { headers = h }).json.deviceList
       local profile = s:request("GET", "/kcs/v1/kc/profiles", { headers = h }).json.contents[2]
-      local license = s:request("GET", "/kcs/v1/kc/licenses", { headers = h }).json.contents[1]
-      local ids = { devices[1].deviceId, devices[2].deviceId, "490154203237518" }
+      local license = s:request("GET", "/kcs/v1/kc/licenses", { headers = h }).json.licenses[1]
+      local ids = { devices[1].deviceUId, devices[2].deviceUId, "490154203237518" }
       local r = s:request("PUT", "/kcs/v1/kc/devices/assign", { headers = h, body = { deviceIds = ids,
         assignFeature = { profileId = profile.profileId, licenseKey = license.licenseKey } } })
       assert.are.equal(200, r.status)
@@ -1100,12 +1050,12 @@ describe("knox.sim", function()
       assert.are.equal(25, r.json.pageSize)
       r = s:request("POST", "/kc/v2/devices/getDevices", { headers = b, body = { pageSize = 5 } })
       local cursor = r.json.nextSearchAfter
-      assert.are.equal(r.json.devices[5].deviceId, cursor)
+      assert.are.equal(r.json.devices[5].id, cursor)
       r = s:request("POST", "/kc/v2/devices/getDevices", { headers = b, body = { pageSize = 5, searchAfter = cursor } })
       assert.are.equal(5, #r.json.devices)
       r = s:request("POST", "/kc/v2/devices/getDevices", { headers = b, body = { pageSize = 101 } })
       assert.are.equal(400, r.status)
-      r = s:request("POST", "/kc/v2/devices/getDevices", { headers = b, body = { deviceState = "Configured" } })
+      r = s:request("POST", "/kc/v2/devices/getDevices", { headers = b, body = { deviceState = { "Configured" } } })
       assert.are.equal(3, r.json.totalCount)
       r = s:request("POST", "/kc/v2/devices/getDevices", { headers = h, body = {} })
       assert_oauth_error(r, 401, "invalid_request")
@@ -1117,9 +1067,13 @@ describe("knox.sim", function()
 
     it("refuses fault specs that could stall or break it, and keeps serving", function()
       for _, spec in ipairs {
-        { match = { path = string.rep(".-", 12) .. "@" }, status = 500 },
-        { match = { path = "k[" }, status = 500 },
-        { match = { path = string.rep("a", 300) }, status = 500 },
+        { match = { pattern = string.rep(".-", 12) .. "@" }, status = 500 },
+        { match = { pattern = "k[" }, status = 500 },
+        { match = { pattern = string.rep("a", 300) }, status = 500 },
+        { match = { path = "^" .. string.rep(".-", 12) .. "@" }, status = 500 },  -- the older anchored form
+        { match = { path = string.rep("a", 600) }, status = 500 },
+        { match = { path = "/a", pattern = "/a" }, status = 500 },
+        { match = { partial = true }, status = 500 },
         { status = 500, times = 1e300 },
         { status = 500, times = 1.5 },
         { status = 429, retry_after = 1e300 },
@@ -1130,7 +1084,7 @@ describe("knox.sim", function()
       local r = s:request("GET", "/__sim/requests?path=k%5B")
       assert.are.equal(400, r.status)
       -- a pattern is tried only on paths of a bounded length
-      s:fault { match = { path = "x.-y" }, status = 503, times = 5 }
+      s:fault { match = { pattern = "x.-y", partial = true }, status = 503, times = 5 }
       r = s:request("GET", "/kcs/v1/kme/" .. string.rep("x", 600) .. "/devices/list")
       assert.are_not.equal(503, r.status)
       r = s:request("GET", "/__sim/health")
@@ -1138,8 +1092,8 @@ describe("knox.sim", function()
     end)
 
     it("fails the next N matching requests, then resumes normal service", function()
-      local id = s:fault { match = { method = "GET", path = "devices/list" }, status = 429, retry_after = 2,
-        times = 2 }
+      local id = s:fault { match = { method = "GET", path = "/kcs/v1/kme/devices/list" }, status = 429,
+        retry_after = 2, times = 2 }
       assert.is_number(id)
       local r = s:request("GET", "/kcs/v1/kme/devices/list?pageSize=1")
       assert_kme_error(r, 429, 4290000, "TOO_MANY_REQUESTS")
@@ -1154,7 +1108,7 @@ describe("knox.sim", function()
       assert.are.equal("pageSize=1", log[1].query)
     end)
 
-    it("only matches the method and the unanchored path pattern it names", function()
+    it("only matches the method and the path pattern it names (the older anchored form)", function()
       s:fault { match = { method = "POST", path = "/kg/devices/l.ck$" }, status = 503 }
       assert.are.equal(401, s:request("GET", "/kcs/v1.1/kg/devices/lock").status)
       local r = s:request("POST", "/kcs/v1.1/kg/devices/lock", { body = {} })
@@ -1163,7 +1117,7 @@ describe("knox.sim", function()
       assert.are.equal(200, s:request("GET", "/__sim/health").status)  -- never control endpoints
       r = s:request("GET", "/msp/v1/managedCustomers")
       assert_msp_error(r, 500, 5000000, "FAILURE")
-      s:fault { match = { path = "oauth2/token" }, status = 503 }
+      s:fault { match = { path = "/ams/v1/oauth2/token" }, status = 503 }
       assert_oauth_error(oauth_token(s), 503, "temporarily_unavailable")
     end)
 
@@ -1197,11 +1151,11 @@ describe("knox.sim", function()
       assert.are.equal("DEVICE_NOT_FOUND", r.json.message)
       assert.are.equal("custom", r.json.data)
       -- a documented code without a name gets the service's name for it
-      s:fault { match = { path = "devices/list" }, status = 401, code = 4032251 }
+      s:fault { match = { path = "/kcs/v1/kme/devices/list" }, status = 401, code = 4032251 }
       assert_kme_error(s:request("GET", "/kcs/v1/kme/devices/list"), 401, 4032251, "ACCESS_TOKEN_EXPIRED")
-      s:fault { match = { path = "managedCustomers" }, status = 400, code = "4002102" }
+      s:fault { match = { path = "/msp/v1/managedCustomers" }, status = 400, code = "4002102" }
       assert_msp_error(s:request("GET", "/msp/v1/managedCustomers"), 400, 4002102, "ADD_EC_DELINK_PENDING")
-      s:fault { match = { path = "kg/devices" }, status = 400, code = 4002102 }
+      s:fault { match = { pattern = "kg/devices", partial = true }, status = 400, code = 4002102 }
       assert_kg_error(s:request("POST", "/kcs/v1.1/kg/devices/list", { body = {} }), 400, 4002102,
         "API_KEY_RESTRICTION_INVALID")
     end)
@@ -1212,7 +1166,7 @@ describe("knox.sim", function()
       s:fault { match = { method = "POST", path = "/devices/delete$" }, reset = true }
       local c = s:connect()
       local r = c:request("POST", "/kcs/v1/kme/devices/delete", { headers = h,
-        body = { deviceIds = { before.deviceList[1].deviceId } } })
+        body = { deviceIds = { before.deviceList[1].mei } } })
       c:close()
       assert.are.equal(200, r.status)              -- the head arrived ...
       assert.is_string(r.error)                    -- ... but not the whole body
@@ -1243,7 +1197,7 @@ describe("knox.sim", function()
 
     it("validates fault specs and lists and clears them", function()
       for _, bad in ipairs { { status = 99 }, { status = 500, body = "weird" }, { times = 0, status = 500 },
-        { match = { path = "[" }, status = 500 }, { delay_ms = -1 }, {}, { match = { method = 5 }, status = 500 },
+        { match = { pattern = "[" }, status = 500 }, { delay_ms = -1 }, {}, { match = { method = 5 }, status = 500 },
         { reset = "later" } } do
         local r = s:request("POST", "/__sim/faults", { body = bad })
         assert.are.equal(400, r.status, cjson.encode(bad))
@@ -1297,14 +1251,14 @@ describe("knox.sim", function()
 
     it("resets state to the seed's", function()
       local h = bearer(s)
-      local first = s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json.deviceList[1].deviceId
+      local first = s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json.deviceList[1].mei
       s:request("POST", "/kcs/v1/kme/devices/delete", { headers = h, body = { deviceIds = { first } } })
       assert.are.equal(11, s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json.totalCount)
       s:reset()
       h = bearer(s)
       local again = s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).json
       assert.are.equal(12, again.totalCount)
-      assert.are.equal(first, again.deviceList[1].deviceId)
+      assert.are.equal(first, again.deviceList[1].mei)
       assert.are.equal(2, #s:requests())  -- only the token request and this list since the reset
     end)
 

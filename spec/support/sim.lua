@@ -3,7 +3,7 @@
 --
 --   local sim = require "support.sim"
 --   local s = sim.start { devices = 10 }     -- s.url, s.keys_file, s.client_id, s.oauth, ...
---   s:fault { match = { path = "devices/list" }, status = 429, retry_after = 1 }
+--   s:fault { match = { path = "/kcs/v1/kme/devices/list" }, status = 429, retry_after = 1 }
 --   s:clock(1900); s:requests(); s:reset(); s:stop()
 --
 -- The simulator runs as a subprocess (io.popen in "w" mode, stdout to a
@@ -333,5 +333,64 @@ function M.openssl_jwt(pem_file, claims, header)
 end
 
 M.random_hex = random_hex
+
+-- Credentials for a running simulator ----------------------------------------
+
+--- Legacy (keys.json) credentials for a running simulator, signed by openssl:
+-- L.headers() gives x-knox-apitoken headers with a fresh access token.
+function M.legacy(s)
+  local pem = os.tmpname()
+  local keys = M.private_pem(s.keys_file, pem)
+  local L = { pem = pem, keys = keys }
+  local function claims(base, over)
+    for k, v in pairs(over or {}) do
+      if v == false then base[k] = nil else base[k] = v end
+    end
+    return base
+  end
+  function L.client_jwt(over, header)
+    local now = os.time()
+    return M.openssl_jwt(L.pem, claims({ clientIdentifier = s.client_id, publicKey = keys.Public, iat = now,
+      exp = now + 1800, aud = "KnoxWSM", jti = M.random_hex(18) }, over), header)
+  end
+  function L.request_token(body_over, jwt_over)
+    local body = { clientIdentifierJwt = L.client_jwt(jwt_over), base64EncodedStringPublicKey = keys.Public,
+      validityForAccessTokenInMinutes = 30 }
+    for k, v in pairs(body_over or {}) do
+      if v == false then body[k] = nil else body[k] = v end
+    end
+    return s:request("POST", "/ams/v1/users/accesstoken", { body = body })
+  end
+  function L.apitoken(access, over)
+    local now = os.time()
+    return M.openssl_jwt(L.pem, claims({ accessToken = access, publicKey = keys.Public, iat = now,
+      exp = now + 1800, aud = "KnoxWSM", jti = M.random_hex(18) }, over))
+  end
+  -- Headers for a legacy service call (a fresh access token each time).
+  function L.headers(validity)
+    local r = L.request_token { validityForAccessTokenInMinutes = validity or 30 }
+    assert(r.status == 200, r.body)
+    return { ["x-knox-apitoken"] = L.apitoken(r.json.accessToken) }, r.json.accessToken
+  end
+  function L.close()
+    os.remove(pem)
+  end
+  return L
+end
+
+function M.oauth_token(s, over)
+  local form = { grant_type = "client_credentials", client_id = s.oauth.client_id,
+    client_secret = s.oauth.client_secret, scope = s.oauth.scope }
+  for k, v in pairs(over or {}) do
+    if v == false then form[k] = nil else form[k] = v end
+  end
+  return s:request("POST", "/ams/v1/oauth2/token", { form = form })
+end
+
+function M.bearer(s, scope)
+  local r = M.oauth_token(s, { scope = scope })
+  assert(r.status == 200, r.body)
+  return { Authorization = "Bearer " .. r.json.access_token }
+end
 
 return M

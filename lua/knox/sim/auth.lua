@@ -210,7 +210,7 @@ function Auth:check_legacy(ctx)
     raise(403, 4032251, "ACCESS_TOKEN_EXPIRED",
       "Provided Access token has expired. A new access token needs to be generated")
   end
-  return { scheme = "legacy", client_id = rec.client_id }
+  return { scheme = "legacy", client_id = rec.client_id, token = c.access }
 end
 
 local function oauth_fail(status, err, message, headers)
@@ -332,7 +332,7 @@ function Auth:check_bearer(ctx, scope)
     oauth_fail(403, "insufficient_scope", "This call needs the scope " .. scope,
       { ["WWW-Authenticate"] = 'Bearer realm="Knox", error="insufficient_scope", scope="' .. scope .. '"' })
   end
-  return { scheme = "oauth", client_id = rec.client_id, scopes = rec.scopes }
+  return { scheme = "oauth", client_id = rec.client_id, scopes = rec.scopes, token = tok }
 end
 
 return M

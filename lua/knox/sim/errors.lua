@@ -174,6 +174,8 @@ function M.render(service, e)
       code, name = gc, name or gn
     end
     body = M.body(service, e.status, code, name, e.message)
+    -- fields a handler adds (machine-readable per-item failures)
+    for k, v in pairs(e.body or {}) do body[k] = v end
   end
   return { status = e.status, headers = headers, body = json.encode(body), close = e.close }
 end

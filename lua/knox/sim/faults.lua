@@ -1,9 +1,19 @@
 --- knox.sim fault injection (POST /__sim/faults). A fault matches requests
--- by method and a Lua pattern found (unanchored) in the path without its
--- query string; the next `times` matching requests fail that way, then
--- normal service resumes. Faults never apply to /__sim/ endpoints.
+-- by method and path (the path without its query string); the next `times`
+-- matching requests fail that way, then normal service resumes. Faults
+-- never apply to /__sim/ endpoints.
 --
--- Fields: match = { method, path }, status, body = "knox" | "html" |
+-- Path matching is exact unless the fault says otherwise:
+--   match.path = "/kcs/v1.1/kg/devices/lock"   the whole path, compared as
+--       text (no pattern characters): it does not match .../lockAsync.
+--       A path beginning with "^" or ending with "$" is the older form: a
+--       Lua pattern with exactly the anchors it has.
+--   match.pattern = "/kcs/v1%.1/kg/devices/%a+"  a Lua pattern that must
+--       match the whole path (anchored at both ends) ...
+--   match.partial = true                        ... or anywhere in it.
+-- No path and no pattern: every path. method: any method unless given.
+--
+-- Fields: match = { method, path, pattern, partial }, status, body = "knox" | "html" |
 -- "empty" | "garbage" | "truncated", retry_after, delay_ms, reset, times
 -- (default 1), and optional code / name / message overriding the Knox
 -- error's (a documented code alone brings its documented name).
@@ -65,20 +75,43 @@ function Faults:add(spec)
   local match = spec.match
   if match == nil or match == json.null then match = {} end
   if not json.is_object(match) then return nil, "match must be an object" end
-  local method, path = match.method, match.path
+  local method, path, pattern, partial = match.method, match.path, match.pattern, match.partial
   if method == json.null then method = nil end
   if path == json.null then path = nil end
+  if pattern == json.null then pattern = nil end
+  if partial == json.null then partial = nil end
   if method ~= nil and (type(method) ~= "string" or not method:match("^%a+$")) then
     return nil, "match.method must be an HTTP method"
   end
+  if partial ~= nil and type(partial) ~= "boolean" then return nil, "match.partial must be a boolean" end
+  if path ~= nil and pattern ~= nil then return nil, "match.path and match.pattern do not go together" end
+  local kind = "exact"
   if path ~= nil then
-    if type(path) ~= "string" then return nil, "match.path must be a string (a Lua pattern)" end
+    if type(path) ~= "string" then return nil, "match.path must be a string" end
+    if #path > M.MAX_MATCHED_PATH then return nil, "match.path is longer than " .. M.MAX_MATCHED_PATH .. " bytes" end
+    if path:sub(1, 1) == "^" or (path:sub(-1) == "$" and path:sub(-2, -2) ~= "%") then
+      kind, pattern, path = "legacy", path, nil
+    end
+  end
+  if pattern ~= nil then
+    if type(pattern) ~= "string" then return nil, "match." .. (kind == "legacy" and "path" or "pattern")
+      .. " must be a string (a Lua pattern)" end
     -- Lua patterns backtrack: a long one, or one with many quantifiers,
     -- could hold the simulator's only thread for ever on a long path
-    local ok, why = M.check_pattern(path)
-    if not ok then return nil, "match.path " .. why end
+    local ok, why = M.check_pattern(pattern)
+    if not ok then return nil, "match." .. (kind == "legacy" and "path" or "pattern") .. " " .. why end
+    if kind ~= "legacy" then kind = partial and "partial" or "whole" end
+  elseif partial then
+    return nil, "match.partial needs a match.pattern"
   end
-  local f = { match = { method = method and method:upper(), path = path } }
+  local f = { match = { method = method and method:upper(), path = path, pattern = pattern, partial = partial,
+    kind = kind } }
+  if kind == "whole" then
+    -- anchored at both ends (anchors the pattern already has are not doubled)
+    local core = pattern:gsub("^%^", "")
+    if core:sub(-1) == "$" and core:sub(-2, -2) ~= "%" then core = core:sub(1, -2) end
+    f.anchored = "^" .. core .. "$"
+  end
   local status = spec.status
   if status ~= nil and status ~= json.null then
     if math.type(status) ~= "integer" and not (type(status) == "number" and status == math.floor(status)) then
@@ -143,11 +176,21 @@ function Faults:add(spec)
   return f
 end
 
+-- Whether a fault f's match (see the header) covers path.
+local function covers(f, path)
+  local m = f.match
+  if m.path then return path == m.path end
+  if not m.pattern then return true end
+  if m.kind == "whole" then return M.path_matches(path, f.anchored) end
+  return M.path_matches(path, m.pattern)   -- partial, and the older anchored form
+end
+M.covers = covers
+
 --- The first queued fault matching method and path, consumed once.
 function Faults:take(method, path)
   for i, f in ipairs(self.list) do
     local m = f.match
-    if (not m.method or m.method == method) and (not m.path or M.path_matches(path, m.path)) then
+    if (not m.method or m.method == method) and covers(f, path) then
       f.times = f.times - 1
       if f.times <= 0 then table.remove(self.list, i) end
       return f

@@ -24,11 +24,13 @@ local faults_mod = require "knox.sim.faults"
 local router_mod = require "knox.sim.router"
 local errors = require "knox.sim.errors"
 local control = require "knox.sim.control"
+local limits_mod = require "knox.sim.limits"
 
 local M = {}
 
 M.DEFAULTS = { host = "127.0.0.1", port = 0, devices = 20, seed = "1", latency_ms = 0 }
 M.LOG_LIMIT = 5000          -- requests kept for /__sim/requests
+M.MAX_DEVICES = 2000000     -- --devices at most (generated lazily: see knox.sim.fleet)
 M.LOG_BODY_LIMIT = 65536    -- bytes of each logged body
 
 local Sim = {}
@@ -72,7 +74,9 @@ function M.new(opts)
   local self = setmetatable({
     opts = opts, offset = 0, log = {}, log_seq = 0, temp = {}, notes = {},
     faults = faults_mod.new(), auth = auth_mod.new(), router = router_mod.new(),
+    config = { kdp_status = opts.kdp_status or "flat" },
   }, Sim)
+  self.limits = limits_mod.new(opts)
   self.state = state_mod.new(opts.seed, opts.devices)
   for _, name in ipairs { "kme", "kg", "msp", "kdp", "kc" } do
     require("knox.sim." .. name).routes(self.router)
@@ -189,9 +193,20 @@ function Sim:info()
   for _, c in ipairs(self.state.msp.pool) do
     candidates[#candidates + 1] = { customerId = c.customerId, companyName = c.companyName, link = c.link }
   end
-  return { url = self.url, keys = keys, oauth_clients = clients, customer_id = self.state.customer_id,
-    reseller_id = self.state.reseller_id, seed = self.opts.seed, devices = self.opts.devices,
-    ca_file = self.ca_file, now = self:now(), offset = self.offset, msp_link_candidates = candidates }
+  -- Every tenant a test can reach, with its size: the account's own first,
+  -- then the MSP's managed customers.
+  local st = self.state
+  local tenants = json.array { { customerId = st.customer_id, companyName = st.customer_name,
+    devices = st.sizes[st.customer_id], own = true } }
+  for _, c in ipairs(st.msp.customers) do
+    tenants[#tenants + 1] = { customerId = c.customerId, companyName = c.companyName, devices = st.sizes[c.customerId],
+      managementType = c.managementType }
+  end
+  return { url = self.url, keys = keys, oauth_clients = clients, customer_id = st.customer_id,
+    reseller_id = st.reseller_id, seed = self.opts.seed, devices = self.opts.devices,
+    ca_file = self.ca_file, now = self:now(), offset = self.offset, msp_link_candidates = candidates,
+    tenants = tenants, pending_reseller_id = st:tenant().kme.pending_reseller, config = self.config,
+    limits = self.limits:describe().limits }
 end
 
 --- Fresh state (same seed), no tokens, faults, requests or clock offset.
@@ -201,6 +216,8 @@ function Sim:reset()
   self.auth:reset()
   self.faults:clear()
   self.log, self.offset = {}, 0
+  self.limits.buckets, self.limits.nbuckets = {}, 0
+  self.limits:reset_stats()
 end
 
 local function log_entry(self, req)
@@ -240,6 +257,7 @@ function Sim:handle(req)
   end
   if fault and fault.reset == true then resp.reset = true end
   entry.status = resp.status
+  self.limits:record(self:now(), resp.status or 0, resp.rate_limited)
   return resp
 end
 
@@ -356,8 +374,18 @@ local function build_parser()
     "keys_order")
   p:option("--oauth-client", "an OAuth client (scopes separated by spaces or commas; empty = all); repeatable")
     :argname("ID:SECRET:SCOPES"):count("*")
-  p:option("--devices", "devices preloaded in KME, Knox Guard, Knox Configure (default 20)"):argname("N")
-    :convert(args.number("--devices", 0, 100000, true))
+  p:option("--devices", "devices of the account's own tenant in KME, Knox Guard, Knox Configure (default 20; "
+    .. "generated lazily, so a million is cheap); managed customers get other sizes from the seed"):argname("N")
+    :convert(args.number("--devices", 0, M.MAX_DEVICES, true))
+  p:option("--bulk-limit", "most devices one bulk call may name, in every service (default: KME 1000, "
+    .. "Knox Guard 10000, KDP 10000, Knox Configure 1000)"):argname("N")
+    :convert(args.number("--bulk-limit", 1, 10000000, true))
+  p:option("--rate", "rate limit: requests per second per access token (default: off); excess gets 429 "
+    .. "with Retry-After"):argname("N"):convert(args.number("--rate", 0.001, 1000000))
+  p:option("--burst", "the rate limiter's bucket size (default: half a second of --rate, at least 1)")
+    :argname("N"):convert(args.number("--burst", 1, 1000000))
+  p:option("--kdp-status", "the KDP devices/status shape: flat (default) or wrapped"):argname("SHAPE")
+    :choices { "flat", "wrapped" }
   p:option("--seed", "seed for generated ids (default 1)"):argname("S")
   p:option("--latency-ms", "delay every reply by MS milliseconds"):argname("MS")
     :convert(args.number("--latency-ms", 0, 600000))
@@ -383,6 +411,7 @@ function M.parse_args(argv)
   local opts = {
     help = r.help, host = r.host, port = r.port, tls = r.tls, cert = r.cert, key = r.key,
     devices = r.devices, seed = r.seed, latency_ms = r.latency_ms, stdin_eof = r.stdin_eof,
+    bulk_limit = r.bulk_limit, rate = r.rate, burst = r.burst, kdp_status = r.kdp_status,
     max_lifetime = r.max_lifetime, keys = {}, oauth_clients = {},
   }
   -- --keys FILE [--client-id ID] pairs; a lone --client-id names the
@@ -409,6 +438,7 @@ function M.parse_args(argv)
     for s in scopes:gmatch("[^%s,]+") do list[#list + 1] = s end
     opts.oauth_clients[#opts.oauth_clients + 1] = { id = id, secret = secret, scopes = list }
   end
+  if opts.burst and not opts.rate then return nil, "--burst needs --rate" end
   if opts.tls and (opts.cert == nil) ~= (opts.key == nil) then return nil, "--cert and --key go together" end
   if (opts.cert or opts.key) and not opts.tls then return nil, "--cert and --key need --tls" end
   return opts

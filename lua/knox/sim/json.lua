@@ -14,6 +14,19 @@ decoder.decode_max_depth(64)
 local quote = cjson.new().encode  -- only ever given strings
 local array_mt = { __name = "knox.sim.array" }
 
+-- Object keys, quoted once (they repeat in every item of a page); at most
+-- KEY_CACHE of them, so that arbitrary keys (logged headers) cannot grow it.
+local KEY_CACHE = 4096
+local key_count = 0
+local quoted_keys = setmetatable({}, { __index = function(t, k)
+  local q = quote(k)
+  if key_count < KEY_CACHE then
+    key_count = key_count + 1
+    t[k] = q
+  end
+  return q
+end })
+
 M.null = cjson.null
 
 --- Marks t (or a new table) as a JSON array.
@@ -63,9 +76,78 @@ local function is_sequence(t)
   return count == n
 end
 
+--- A metatable for objects whose keys are all among `keys`: they encode
+-- in that order (sorted here) without sorting each object, which is what
+-- makes a page of generated devices cheap. A key outside the list is
+-- noticed and the object is encoded the ordinary way.
+-- With fresh(t) -> text, the shape also gives a metatable for objects
+-- just generated (shape.fresh: encoded by that function, which may assume
+-- the generator's exact keys); a fleet moves an object it keeps (and so
+-- may change) to the ordinary shape (the __kept field).
+function M.shape(keys, fresh)
+  local order = {}
+  for i, k in ipairs(keys) do order[i] = k end
+  table.sort(order)
+  local shape = { __jsonorder = order }
+  if fresh then shape.fresh = { __json = fresh, __kept = shape } end
+  return shape
+end
+
+local mtype, tostr = math.type, tostring
+
+local function encode_ordered(t, order, out, depth)
+  local start = #out
+  local n = start + 1
+  out[n] = "{"
+  local count = 0
+  for _, k in ipairs(order) do
+    local v = t[k]
+    if v ~= nil then
+      count = count + 1
+      n = n + 1
+      out[n] = count > 1 and "," .. quoted_keys[k] .. ":" or quoted_keys[k] .. ":"
+      local tv = type(v)
+      if tv == "string" then
+        n = n + 1
+        out[n] = quote(v)
+      elseif tv == "boolean" then
+        n = n + 1
+        out[n] = v and "true" or "false"
+      elseif tv == "number" and mtype(v) == "integer" then
+        n = n + 1
+        out[n] = tostr(v)
+      else
+        encode_value(v, out, depth + 1)
+        n = #out
+      end
+    end
+  end
+  local total = 0
+  for _ in pairs(t) do total = total + 1 end
+  if total ~= count then
+    for i = n, start + 1, -1 do out[i] = nil end
+    return false
+  end
+  out[n + 1] = "}"
+  return true
+end
+
+--- Quotes a string as JSON (lua-cjson's bytes).
+M.quote = quote
+
 local function encode_table(t, out, depth)
   if depth > 64 then error("json: nesting too deep", 0) end
-  if getmetatable(t) == array_mt or is_sequence(t) then
+  local mt = getmetatable(t)
+  if mt then
+    -- __json(t): the object's JSON text, made by its owner in one go (a
+    -- generated device that nobody changed: see knox.sim.fleet)
+    if mt.__json then
+      out[#out + 1] = mt.__json(t)
+      return
+    end
+    if mt.__jsonorder and encode_ordered(t, mt.__jsonorder, out, depth) then return end
+  end
+  if mt == array_mt or is_sequence(t) then
     out[#out + 1] = "["
     for i = 1, #t do
       if i > 1 then out[#out + 1] = "," end
@@ -80,7 +162,7 @@ local function encode_table(t, out, depth)
   out[#out + 1] = "{"
   for i, k in ipairs(keys) do
     if i > 1 then out[#out + 1] = "," end
-    out[#out + 1] = quote(k)
+    out[#out + 1] = quoted_keys[k]
     out[#out + 1] = ":"
     local v = t[k]
     if v == nil then v = t[tonumber(k)] end

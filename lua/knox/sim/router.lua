@@ -29,8 +29,9 @@ function Ctx:invalid(message)
   errors.invalid(self.service, message)
 end
 
-function Ctx:fail(status, code, name, message) -- luacheck: ignore 212/self
-  errors.raise(status, code, name, message)
+--- Raises an API error; extra.body = { fields } adds fields to the body.
+function Ctx:fail(status, code, name, message, extra) -- luacheck: ignore 212/self
+  errors.raise(status, code, name, message, extra)
 end
 
 --- The JSON object body. Missing body, a content type other than JSON,
@@ -150,6 +151,20 @@ function Ctx:page(list, src, default_size, max_size)
   return items, num, size, #list
 end
 
+--- One page of a fleet (knox.sim.fleet): items, pageNum, pageSize,
+-- totalCount. Only the page's devices are made.
+function Ctx:fleet_page(fleet, src, default_size, max_size)
+  local num, size = self:paging(src, default_size or 100, max_size or 1000)
+  local items = json.array(fleet:slice(num * size + 1, size, self.now))
+  return items, num, size, fleet:count()
+end
+
+--- The bulk limit (items per call) of this request's service, or of
+-- `which` (a key of the simulator's limits: kme, kg, kdp, kc, kc2).
+function Ctx:bulk_limit(which)
+  return self.sim.limits.bulk[which or self.service]
+end
+
 --- Epoch milliseconds on the simulator's clock.
 function Ctx:now_ms()
   return math.floor(self.now * 1000)
@@ -225,6 +240,21 @@ local function resolve_tenant(sim, ctx, route)
   end
 end
 
+-- The rate limiter (knox.sim.limits): one bucket per access token, and per
+-- managed tenant when an MSP acts for one.
+local function rate_limit(sim, ctx)
+  local p = ctx.principal
+  if not p or not p.token then return end
+  local key = p.token
+  if ctx.tenant and ctx.tenant.customer_id ~= sim.state.customer_id then key = key .. "|" .. ctx.tenant.customer_id end
+  local ok, wait = sim.limits:admit(key, ctx.now)
+  if not ok then
+    errors.raise(429, nil, "TOO_MANY_REQUESTS", "Too many requests: the limit is " .. sim.limits.rate
+      .. " requests per second per access token; retry after " .. wait .. " s",
+      { headers = { ["Retry-After"] = tostring(wait) }, limited = true })
+  end
+end
+
 local function trace(e)
   if errors.is_error(e) then return e end
   return debug.traceback(tostring(e), 2)
@@ -246,10 +276,15 @@ function Router:run(sim, req, route, caps) -- luacheck: ignore 212/self
   local ok, body, status, headers = xpcall(function()
     authenticate(sim, ctx, route)
     resolve_tenant(sim, ctx, route)
+    rate_limit(sim, ctx)
     return route.handler(ctx)
   end, trace)
   if ok then return json_response(body, status, headers) end
-  if errors.is_error(body) then return errors.render(route.service, body) end
+  if errors.is_error(body) then
+    local resp = errors.render(route.service, body)
+    resp.rate_limited = body.limited
+    return resp
+  end
   sim:log_error("handler " .. req.method .. " " .. req.path .. ": " .. tostring(body))
   return errors.render(route.service, { status = 500,
     message = "An unknown internal server error has occurred." })

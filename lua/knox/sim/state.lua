@@ -1,11 +1,23 @@
 --- knox.sim state: the simulated Knox account, in memory, generated
 -- deterministically from --seed (a splitmix64 generator of our own, so the
--- same seed gives the same ids on every machine and Lua build) with
--- --devices N devices preloaded in KME, Knox Guard and Knox Configure.
+-- same seed gives the same ids on every machine and Lua build).
 --
 -- One account plays every role (customer, reseller, MSP): its own tenant
--- (customer_id) holds KME/KG/KC data; MSP managed customers get their own
--- tenants, created on first use, reached with x-wsm-managed-tenantid.
+-- (customer_id) holds --devices N devices in KME, Knox Guard and Knox
+-- Configure; every MSP managed customer (and every Knox customer an MSP
+-- could link) is a tenant of its own with its own devices, profiles and
+-- licenses, of a different size (from the seed), reached with
+-- x-wsm-managed-tenantid over OAuth. A customer the MSP creates through
+-- the API is a new Knox account: no devices (the simulator's choice).
+--
+-- Devices are not stored: device i of a tenant is a function of the seed,
+-- the tenant and i (see knox.sim.fleet). Its identifiers encode the tenant
+-- and a permutation of i, so a look-up by IMEI, serial number or a
+-- service's id is arithmetic, not a table: IMEI "35" + 5-digit tenant code
+-- + 7-digit permuted index + Luhn digit; serial "R5" + 9 base-34 digits of
+-- the same number; hex and alphanumeric ids multiply it by an odd
+-- constant modulo 2^48. All of this is the simulator's choice.
+--
 -- Timestamps are epoch milliseconds counted from a fixed base (2026-01-01
 -- UTC) so that generated data does not depend on when the simulator runs;
 -- changes made through the API are stamped with the simulator's clock.
@@ -78,6 +90,180 @@ end
 
 M.Rng = Rng
 
+-- Identifier arithmetic ------------------------------------------------------
+
+local P = 10000000           -- generated indexes per tenant: 7 IMEI digits
+local A = 3141593            -- the index permutation's multiplier (coprime to 10)
+local MASK48 = (1 << 48) - 1
+
+local function modinv(a, m)
+  local t, newt, r, newr = 0, 1, m, a
+  while newr ~= 0 do
+    local q = r // newr
+    t, newt = newt, t - q * newt
+    r, newr = newr, r - q * newr
+  end
+  return t % m
+end
+local A_INV = modinv(A, P)
+
+-- The inverse of an odd a modulo 2^64 (Newton's iteration), hence 2^48.
+local function inv_odd(a)
+  local x = a
+  for _ = 1, 6 do x = x * (2 - a * x) end
+  return x
+end
+
+-- Odd multipliers per identifier kind (arbitrary; the simulator's choice).
+local MUL = { kme = 0x5DEECE66D, kg = 0x2545F4914F6D, kc = 0x9E3779B97F5, kdp = 0x27BB2EE687B, upload = 0x1F123BB5 }
+local INV = {}
+for k, v in pairs(MUL) do INV[k] = inv_odd(v) & MASK48 end
+local KINDS = { "kc", "kdp", "kg", "kme", "upload" }
+
+local B34 = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+local B34_VAL = {}
+for i = 1, #B34 do B34_VAL[B34:byte(i)] = i - 1 end
+
+local function base34(x, width)
+  local t = {}
+  for i = width, 1, -1 do
+    local r = x % 34
+    t[i] = B34:sub(r + 1, r + 1)
+    x = x // 34
+  end
+  return table.concat(t)
+end
+
+local function unbase34(s)
+  local x = 0
+  for i = 1, #s do
+    local v = B34_VAL[s:byte(i)]
+    if not v then return nil end
+    x = x * 34 + v
+  end
+  return x
+end
+
+M.MODELS = MODELS
+
+local Tenant = {}
+Tenant.__index = Tenant
+M.Tenant = Tenant
+
+--- The permuted number of generated index i (unique in the whole state).
+function Tenant:num(i)
+  return self.code * P + (i * A + self.off) % P
+end
+
+--- The generated index a number names in this tenant, or nil.
+function Tenant:index_of_num(num)
+  if not num or num // P ~= self.code then return nil end
+  local i = ((num % P - self.off) % P * A_INV) % P
+  if i < 1 or i > self.n then return nil end
+  return i
+end
+
+-- Luhn sums of the permuted index's 7 digits (IMEI positions 8-14,
+-- doubling 8, 10, 12, 14), split 3 + 4 digits: two look-ups per IMEI.
+local function luhn_digits(x, ndigits, double_first)
+  local sum, pos = 0, 0
+  for k = ndigits - 1, 0, -1 do
+    local dgt = (x // 10 ^ k) % 10 // 1
+    pos = pos + 1
+    if (pos % 2 == 1) == double_first then
+      dgt = dgt * 2
+      if dgt > 9 then dgt = dgt - 9 end
+    end
+    sum = sum + dgt
+  end
+  return math.tointeger(sum)
+end
+
+local LUHN_HI, LUHN_LO = {}, {}
+for x = 0, 999 do LUHN_HI[x] = luhn_digits(x, 3, true) end
+for x = 0, 9999 do LUHN_LO[x] = luhn_digits(x, 4, false) end
+
+-- Three base-34 digits per look-up (made on first use: 34^3 strings).
+local B34_3
+local function b34_table()
+  B34_3 = {}
+  for x = 0, 34 ^ 3 - 1 do B34_3[x] = base34(x, 3) end
+  return B34_3
+end
+
+local D3, D4, D1 = {}, {}, {}
+for x = 0, 9999 do D4[x] = string.format("%04d", x) end
+for x = 0, 999 do D3[x] = string.format("%03d", x) end
+for x = 0, 9 do D1[x] = tostring(x) end
+
+function Tenant:imei(i)
+  local p = (i * A + self.off) % P
+  if not self.luhn_head then
+    self.luhn_head = luhn_digits(35 * 100000 + self.code, 7, false)
+    self.head = string.format("35%05d", self.code)
+  end
+  local hi, lo = p // 10000, p % 10000
+  return self.head .. D3[hi] .. D4[lo] .. D1[(10 - (self.luhn_head + LUHN_HI[hi] + LUHN_LO[lo]) % 10) % 10]
+end
+
+function Tenant:serial(i)
+  local T = B34_3 or b34_table()
+  local x = self:num(i)
+  return "R5" .. T[x // 1544804416] .. T[x // 39304 % 39304] .. T[x % 39304]
+end
+
+--- A 24-hex-digit id of a service's device (kind: kme, kc, kdp, upload).
+function Tenant:hex_id(kind, i)
+  return string.format("%s%012x", self.hex[kind], (self:num(i) * MUL[kind]) & MASK48)
+end
+
+--- Knox Guard's objectId: 20 characters, alphanumeric.
+function Tenant:object_id(i)
+  local T = B34_3 or b34_table()
+  local x = (self:num(i) * MUL.kg) & MASK48
+  local hi = x // 1544804416  -- 34^6
+  return self.alnum .. B34:sub(hi // 39304 + 1, hi // 39304 + 1) .. T[hi % 39304] .. T[x // 39304 % 39304]
+    .. T[x % 39304]
+end
+
+function Tenant:approve_id(i)
+  return string.format("LOAN-%05d%07d", self.code, (i * A + self.off) % P)
+end
+
+function Tenant:model(i)
+  return MODELS[((i * 2654435761 + self.mix) >> 13) % #MODELS + 1]
+end
+
+--- When device i was uploaded (epoch ms): spread back from BASE_MS.
+function Tenant:time(i)
+  return M.BASE_MS - (self.n - i + 1) * self.step
+end
+
+--- The generated index an identifier names: an IMEI, a serial number, or
+-- (with kind) that service's id; nil otherwise. Never raises.
+function Tenant:decode(id, kind)
+  if type(id) ~= "string" then return nil end
+  local n = #id
+  if n == 15 then
+    local code, p = id:match("^35(%d%d%d%d%d)(%d%d%d%d%d%d%d)%d$")
+    if code and codec.valid_imei(id) then return self:index_of_num(tonumber(code) * P + tonumber(p)) end
+  elseif n == 11 and id:sub(1, 2) == "R5" then
+    return self:index_of_num(unbase34(id:sub(3)))
+  elseif kind == "kg" and n == 20 and id:sub(1, 10) == self.alnum then
+    local x = unbase34(id:sub(11))
+    if x then return self:index_of_num((x * INV.kg) & MASK48) end
+  elseif kind and n == 24 and self.hex[kind] and id:sub(1, 12) == self.hex[kind] then
+    local x = id:sub(13):match("^%x+$") and tonumber(id:sub(13), 16)
+    if x then return self:index_of_num((x * INV[kind]) & MASK48) end
+  elseif kind == "kg" and n == 17 and id:sub(1, 5) == "LOAN-" then
+    local code, p = id:match("^LOAN%-(%d%d%d%d%d)(%d%d%d%d%d%d%d)$")
+    if code then return self:index_of_num(tonumber(code) * P + tonumber(p)) end
+  end
+  return nil
+end
+
+-- State ------------------------------------------------------------------------
+
 local State = {}
 State.__index = State
 
@@ -92,119 +278,33 @@ local function unique(used, gen)
   end
 end
 
-function State:imei(rng)
-  return unique(self.used, function()
-    local body = "35" .. rng:digits(12)
-    return body .. codec.luhn_digit(body)
-  end)
-end
-
-function State:serial(rng)
-  return unique(self.used, function() return "R5" .. rng:alnum(9) end)
-end
-
 --- A new identifier of the given kind, unique across the whole state.
 function State:new_id(kind, rng)
   rng = rng or self.rng
   return unique(self.used, function()
     if kind == "customer" then return "1" .. rng:digits(9) end
-    if kind == "objectId" then return rng:alnum(20) end
+    if kind == "objectId" then return "U" .. rng:alnum(19) end
     if kind == "license" then return "KC-" .. rng:alnum(5) .. "-" .. rng:alnum(5) .. "-" .. rng:alnum(5) end
     return rng:hex(24)
   end)
 end
 
-local function index_by(list, field)
-  local idx = {}
-  for _, v in ipairs(list) do
-    if v[field] ~= nil then idx[v[field]] = v end
-  end
-  return idx
-end
+-- Services with per-tenant data, each building its part of a new tenant.
+local SERVICES = { "kme", "kg", "kc" }
 
--- KG device states the generator uses; see kg.lua for the state machine.
-local KG_STATES = { "Active", "Active", "Active", "Active", "Active", "Active", "Locked", "Locked", "Accepted",
-  "Completed" }
-
-function State:build_tenant(customer_id, ndevices)
+--- A new tenant record: identity, size and every service's data.
+function State:make_tenant(customer_id, ndevices, name)
+  local ordinal = self.next_ordinal
+  self.next_ordinal = ordinal + 1
   local rng = M.rng(self.seed .. ":" .. customer_id)
-  local t = { customer_id = customer_id, kme = {}, kg = {}, kc = {} }
-  local profiles = {
-    { profileId = self:new_id(nil, rng), profileName = "Corporate MDM", description = "Enroll in the corporate MDM",
-      supportedMDM = "Knox Manage", mdmApkUrl = "https://mdm.example.com/agent.apk", doEnabled = true,
-      aeEnabled = false, skipSetupWizard = false, allowUserCancel = false,
-      supportEmailAddress = "it@example.com", supportPhoneNumber = "+1-555-0100",
-      createdTime = M.BASE_MS - 200 * 86400000, updatedTime = M.BASE_MS - 200 * 86400000 },
-    { profileId = self:new_id(nil, rng), profileName = "Kiosk", description = "Single-app kiosk devices",
-      supportedMDM = "Knox Manage", mdmApkUrl = "https://mdm.example.com/kiosk.apk", doEnabled = true,
-      aeEnabled = true, skipSetupWizard = true, allowUserCancel = false,
-      supportEmailAddress = "kiosk@example.com", supportPhoneNumber = "+1-555-0101",
-      createdTime = M.BASE_MS - 150 * 86400000, updatedTime = M.BASE_MS - 150 * 86400000 },
-  }
-  local kc_profiles = {
-    { profileId = self:new_id(nil, rng), name = "Retail display", profileType = "ProfileWithoutKnox",
-      knoxVersion = "3.0",
-      deviceProductType = "phone", deviceLevel = "Knox", updateTime = M.BASE_MS - 100 * 86400000 },
-    { profileId = self:new_id(nil, rng), name = "Field tablet", profileType = "ProfileWithKnox", knoxVersion = "3.4",
-      deviceProductType = "tablet", deviceLevel = "Knox", updateTime = M.BASE_MS - 90 * 86400000 },
-  }
-  local licenses = {
-    { licenseId = self:new_id(nil, rng), licenseKey = self:new_id("license", rng), name = "Knox Configure Dynamic",
-      type = "Commercial", quantity = ndevices + 100, usedQuantity = 0,
-      createTime = M.BASE_MS - 300 * 86400000, expiryTime = M.BASE_MS + 365 * 86400000 },
-    { licenseId = self:new_id(nil, rng), licenseKey = self:new_id("license", rng), name = "Knox Configure Trial",
-      type = "Trial", quantity = 30, usedQuantity = 0,
-      createTime = M.BASE_MS - 10 * 86400000, expiryTime = M.BASE_MS + 80 * 86400000 },
-  }
-  local kme_devices, kg_devices, kc_devices = {}, {}, {}
-  for i = 1, ndevices do
-    local imei, serial, model = self:imei(rng), self:serial(rng), rng:pick(MODELS)
-    local uploaded = M.BASE_MS - (ndevices - i + 1) * 3600000
-    local kme = { deviceId = imei, imei = imei, serialNumber = serial, model = model,
-      resellerId = self.reseller_id, resellerName = self.reseller_name,
-      status = "Unassigned", uploadTime = uploaded, updateTime = uploaded }
-    if i % 3 ~= 0 then
-      local p = profiles[i % 2 + 1]
-      kme.profileId, kme.profileName, kme.status = p.profileId, p.profileName, "Assigned"
-    end
-    kme_devices[i] = kme
-    local status = KG_STATES[(i - 1) % #KG_STATES + 1]
-    local kg = { objectId = self:new_id("objectId", rng), deviceUid = imei, serialNumber = serial, model = model,
-      status = status, uploadTime = uploaded, updateTime = uploaded,
-      isRelockReminderTarget = false, isRelockReminderApplied = false }
-    if status ~= "Accepted" then kg.approveId = "LOAN-" .. rng:digits(8) end
-    kg_devices[i] = kg
-    local kc = { deviceId = imei, imei = imei, serialNumber = serial, model = model, state = "Unassigned",
-      resellerUploadTime = uploaded, updateTime = uploaded }
-    if i % 4 == 0 then
-      kc.state, kc.profileId, kc.profileName = "Configured", kc_profiles[1].profileId, kc_profiles[1].name
-      kc.licenseKey = licenses[1].licenseKey
-      licenses[1].usedQuantity = licenses[1].usedQuantity + 1
-    end
-    kc_devices[i] = kc
-  end
-  t.kme.devices, t.kme.profiles, t.kme.transactions = kme_devices, profiles, {}
-  t.kg.devices = kg_devices
-  t.kc.devices, t.kc.profiles, t.kc.licenses = kc_devices, kc_profiles, licenses
-  self:reindex(t)
+  local t = setmetatable({ customer_id = customer_id, name = name or customer_id, ordinal = ordinal,
+    n = ndevices, code = (ordinal * 7919 + self.code_base) % 100000, off = rng:int(P) - 1,
+    mix = rng:int(1 << 30), hex = {}, alnum = rng:alnum(10), rng = rng }, Tenant)
+  for _, kind in ipairs(KINDS) do t.hex[kind] = rng:hex(12) end  -- in a fixed order: the same ids every run
+  -- an hour apart, or closer for big fleets so that they span at most 3 years
+  t.step = math.max(1000, math.min(3600000, (3 * 365 * 86400000) // math.max(1, ndevices)))
+  for _, s in ipairs(SERVICES) do t[s] = require("knox.sim." .. s).build(self, t) end
   return t
-end
-
---- Rebuilds a tenant's look-up indexes after its lists changed.
-function State:reindex(t) -- luacheck: ignore 212/self
-  t.kme.by_id = index_by(t.kme.devices, "deviceId")
-  for _, d in ipairs(t.kme.devices) do
-    if d.serialNumber then t.kme.by_id[d.serialNumber] = d end
-  end
-  t.kme.profiles_by_id = index_by(t.kme.profiles, "profileId")
-  t.kg.by_object = index_by(t.kg.devices, "objectId")
-  t.kg.by_uid = index_by(t.kg.devices, "deviceUid")
-  t.kg.by_approve = index_by(t.kg.devices, "approveId")
-  t.kc.by_id = index_by(t.kc.devices, "deviceId")
-  for _, d in ipairs(t.kc.devices) do
-    if d.serialNumber then t.kc.by_id[d.serialNumber] = d end
-  end
-  t.kc.profiles_by_id = index_by(t.kc.profiles, "profileId")
 end
 
 --- The tenant (KME/KG/KC data) of a customer id, created on first use.
@@ -212,24 +312,26 @@ function State:tenant(customer_id)
   customer_id = customer_id or self.customer_id
   local t = self.tenants[customer_id]
   if not t then
-    t = self:build_tenant(customer_id, self.ndevices)
+    local size = self.sizes[customer_id] or 0
+    t = self:make_tenant(customer_id, size, self.names[customer_id])
     self.tenants[customer_id] = t
   end
   return t
 end
 
-local function customer(rng, st, fields)
-  local c = {
-    customerId = st:new_id("customer"),
-    companyName = fields.companyName,
-    email = fields.email,
-    officeNumber = "+1-555-" .. rng:digits(4),
-    country = fields.country or "US",
-    services = fields.services or { "KME", "KC" },
-    createdTime = M.BASE_MS - rng:int(365) * 86400000,
-  }
-  for k, v in pairs(fields) do c[k] = v end
-  return c
+--- Declares a customer's fleet size and name before its tenant exists.
+function State:declare(customer_id, size, name)
+  self.sizes[customer_id], self.names[customer_id] = size, name
+end
+
+-- A fleet size for another customer: a fraction of --devices from the
+-- seed, different from every size already given out (when n > 0).
+local function other_size(rng, n, taken)
+  if n == 0 then return 0 end
+  local size = math.max(1, (n * (30 + rng:int(60))) // 100)
+  while taken[size] do size = size + 1 end
+  taken[size] = true
+  return size
 end
 
 function State:build_world()
@@ -237,47 +339,58 @@ function State:build_world()
   self.customer_id = self:new_id("customer")
   self.reseller_id = "RS" .. rng:digits(8)
   self.reseller_name = "Sim Reseller Ltd"
-  self.tenants = {}
+  self.customer_name = "Sim Customer Corp"
+  self.tenants, self.sizes, self.names = {}, {}, {}
+  self.next_ordinal, self.code_base = 0, rng:int(100000) - 1
+  self:declare(self.customer_id, self.ndevices, self.customer_name)
   -- MSP portal: customers this MSP manages, and other Knox customers it
-  -- could link (each one exercising a documented link failure).
+  -- could link (each one exercising a documented link failure). These are
+  -- the raw records msp.lua renders.
+  local function customer(fields)
+    local c = { customerId = self:new_id("customer"), officeNumber = "+1-555-" .. rng:digits(4), country = "US",
+      services = { "KME", "KC" }, created = M.BASE_MS - rng:int(365) * 86400000 }
+    for k, v in pairs(fields) do c[k] = v end
+    c.modified = c.created + rng:int(30) * 86400000
+    return c
+  end
   self.msp = {
     customers = {
-      customer(rng, self, { companyName = "Northwind Traders", email = "admin@northwind.example",
-        status = "Active", managementType = "FullyManaged", accessType = "FullyManaged" }),
-      customer(rng, self, { companyName = "Contoso Ltd", email = "it@contoso.example",
-        status = "Active", managementType = "JointlyManaged", accessType = "JointlyManaged" }),
+      customer { companyName = "Northwind Traders", email = "admin@northwind.example", status = "Active",
+        managementType = "FullyManaged", city = "Seattle", stateOrProvince = "WA", zipCode = "98101",
+        street1 = "1 Harbor Way", website = "https://northwind.example", industry = "Retail",
+        companySize = "100-499" },
+      customer { companyName = "Contoso Ltd", email = "it@contoso.example", status = "Active",
+        managementType = "JointlyManaged", city = "Austin", stateOrProvince = "TX", zipCode = "73301",
+        street1 = "500 Congress Ave", website = "https://contoso.example", industry = "Manufacturing",
+        companySize = "1000+" },
     },
     pool = {
-      customer(rng, self, { companyName = "Fabrikam Inc", email = "ops@fabrikam.example", link = "ok" }),
-      customer(rng, self, { companyName = "Pending Approval Co", email = "new@pending.example",
-        link = "not_approved" }),
-      customer(rng, self, { companyName = "Managed Elsewhere AG", email = "it@elsewhere.example",
-        link = "managed" }),
-      customer(rng, self, { companyName = "Far Away Pty", email = "it@faraway.example", country = "AU",
-        link = "region" }),
+      customer { companyName = "Fabrikam Inc", email = "ops@fabrikam.example", link = "ok" },
+      customer { companyName = "Pending Approval Co", email = "new@pending.example", link = "not_approved" },
+      customer { companyName = "Managed Elsewhere AG", email = "it@elsewhere.example", link = "managed" },
+      customer { companyName = "Far Away Pty", email = "it@faraway.example", country = "AU", link = "region" },
     },
   }
-  -- Knox Deployment Program: the reseller's customers and uploads.
-  local own = self:tenant(self.customer_id)
+  local taken = { [self.ndevices] = true }
+  for _, list in ipairs { self.msp.customers, self.msp.pool } do
+    for _, c in ipairs(list) do self:declare(c.customerId, other_size(rng, self.ndevices, taken), c.companyName) end
+  end
+  -- Knox Deployment Program: the reseller's customers, uploads and devices
+  -- (the account's own tenant's devices, as uploaded by this reseller).
   self.kdp = {
     customers = {
-      { customerId = self.customer_id, customerName = "Sim Customer Corp", email = "admin@simcustomer.example" },
+      { customerId = self.customer_id, customerName = self.customer_name, email = "admin@simcustomer.example" },
       { customerId = self:new_id("customer"), customerName = "Tailspin Toys", email = "it@tailspin.example" },
       { customerId = self:new_id("customer"), customerName = "Wide World Importers", email = "it@wwi.example" },
     },
-    devices = {},
     transactions = {},
   }
-  for i, d in ipairs(own.kme.devices) do
-    self.kdp.devices[i] = { deviceUid = d.deviceId, imei = d.imei, serialNumber = d.serialNumber,
-      customerId = self.customer_id, orderNo = "ORD-" .. string.format("%05d", (i - 1) // 10 + 1),
-      uploadTime = d.uploadTime }
-  end
+  self.kdp.fleet = require("knox.sim.kdp").build(self, self:tenant(self.customer_id))
 end
 
 --- A fresh state for seed and ndevices.
 function M.new(seed, ndevices)
-  local self = setmetatable({ seed = tostring(seed), ndevices = ndevices, used = {} }, State)
+  local self = setmetatable({ seed = tostring(seed), ndevices = ndevices, used = {}, BASE_MS = M.BASE_MS }, State)
   self.rng = M.rng(self.seed)
   self:build_world()
   return self

@@ -30,6 +30,8 @@ nginx-light
 tmux
 cppcheck
 lua-ldoc
+lua-sql-sqlite3
+gnuplot-nox
 "
 
 missing=""

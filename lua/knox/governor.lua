@@ -1,0 +1,280 @@
+--- knox.governor: the client-side rate governor. Every request the client
+-- sends (client:request, client:batch, bulk methods, jobs) takes a token
+-- from the bucket of its credential -- one bucket per auth provider (one
+-- access token), and per managed tenant when an MSP acts for a customer,
+-- as Knox counts them.
+--
+-- Off (unlimited) until the first 429 of a bucket, unless the client's
+-- `max_rate` option sets a ceiling from the start. Then adaptive, in the
+-- spirit of the AWS SDKs' adaptive retry mode (a CUBIC-like shape, made
+-- simpler):
+--
+--   * measured: the rate of answers that were not 429, in 0.5 s bins,
+--     smoothed (EWMA, weight 0.5 on the newest bin).
+--   * a 429 (multiplicative decrease): ceiling W = min(rate, measured) --
+--     what the server let through is the best estimate of its limit --,
+--     rate = BETA (0.7) * W, the bucket emptied and closed until
+--     Retry-After has passed (the server asked; capped at 60 s). At most one
+--     decrease per max(1 s, Retry-After): the other answers of the same
+--     burst say the same thing again.
+--   * each success (additive increase, only while the caller is using the
+--     tokens, not while it is idle): below W, back to W in RECOVER (2 s)
+--     seconds, linearly; at and above W, probing slowly, PROBE (2% of W,
+--     at least 0.05 requests/s) per second, so a steady limit costs one
+--     429 every several seconds at most. With no W yet (a ceiling from
+--     max_rate only) the rate is that ceiling.
+--   * never above max_rate, never below MIN_RATE (0.5 requests/s).
+--
+-- Burst: a bucket holds at most max(1, rate / 2) tokens (half a second of
+-- calls), so an idle client cannot fire a storm when it wakes.
+--
+-- Time is the client's clock and waits are the client's sleep, so specs
+-- move time instead of waiting.
+local headers_ = require "knox.headers"
+
+local M = {}
+
+M.BETA = 0.7
+M.MIN_RATE = 0.5
+M.RECOVER = 2
+M.PROBE = 0.02
+M.PROBE_MIN = 0.05
+M.BIN = 0.5
+M.SMOOTH = 0.5
+M.RETRY_AFTER_CAP = 60
+
+local Governor = {}
+Governor.__index = Governor
+
+--- M.new { clock =, sleep =, max_rate = } -> a governor.
+function M.new(o)
+  local max_rate = o.max_rate
+  if max_rate ~= nil and (type(max_rate) ~= "number" or max_rate ~= max_rate or max_rate <= 0
+      or max_rate == math.huge) then
+    error("bad option 'max_rate' (positive number of requests per second expected)", 3)
+  end
+  return setmetatable({ clock = o.clock, sleep = o.sleep, max_rate = max_rate, buckets = {}, nbuckets = 0,
+    on_change = o.on_change }, Governor)
+end
+
+local function now_of(self)
+  return self.clock()
+end
+
+-- The bucket of a key, made on first use.
+function Governor:bucket(key)
+  local b = self.buckets[key]
+  if b then return b end
+  if self.nbuckets >= 1024 then self.buckets, self.nbuckets = {}, 0 end
+  local t = now_of(self)
+  b = { key = key, enabled = self.max_rate ~= nil, rate = self.max_rate, tokens = 0, t = t, blocked = 0,
+    ceiling = nil, measured = 0, bin_start = t, bin_n = 0, last_decrease = -math.huge, last_increase = t,
+    requests = 0, throttled = 0 }
+  if b.enabled then b.tokens = math.max(1, b.rate / 2) end
+  self.buckets[key] = b
+  self.nbuckets = self.nbuckets + 1
+  return b
+end
+
+--- gov:set_max_rate(r): a new ceiling (nil: none) for every bucket; a
+-- bucket that was off starts at the ceiling.
+function Governor:set_max_rate(r)
+  self.max_rate = r
+  for _, b in pairs(self.buckets) do
+    if r then
+      if not b.enabled then b.enabled, b.rate, b.tokens, b.t = true, r, 1, self.clock() end
+      b.rate = math.min(b.rate, r)
+    elseif not b.ceiling then
+      b.enabled = false
+    end
+  end
+end
+
+--- The key of a request: its provider (one access token) and the managed
+-- tenant it acts for; nil for a request without credentials (token
+-- endpoints are not paced).
+function M.key_of(req)
+  local p = req.provider
+  if not p then return nil end
+  local tenant = req.headers and req.headers["x-wsm-managed-tenantid"]
+  return tostring(p) .. (tenant and ("|" .. tenant) or "")
+end
+
+local function capacity(b)
+  return math.max(1, b.rate / 2)
+end
+
+local function refill(b, now)
+  local dt = now - b.t
+  if dt > 0 then
+    b.tokens = math.min(capacity(b), b.tokens + dt * b.rate)
+    b.t = now
+  end
+end
+
+-- Closes measurement bins up to now.
+local function measure(b, now)
+  local dt = now - b.bin_start
+  if dt < M.BIN then return end
+  local bins = math.floor(dt / M.BIN)
+  local rate = b.bin_n / M.BIN
+  b.measured = M.SMOOTH * rate + (1 - M.SMOOTH) * b.measured
+  -- bins with nothing in them pull the estimate down
+  for _ = 2, math.min(bins, 8) do b.measured = (1 - M.SMOOTH) * b.measured end
+  b.bin_start = b.bin_start + bins * M.BIN
+  b.bin_n = 0
+end
+
+--- gov:take(key, n) -> granted, wait. Up to n tokens now (never blocks);
+-- granted 0 with wait, the seconds until one is there.
+function Governor:take(key, n)
+  if key == nil then return n, 0 end
+  local b = self:bucket(key)
+  if not b.enabled then return n, 0 end
+  local now = now_of(self)
+  if now < b.blocked then return 0, b.blocked - now end
+  refill(b, now)
+  if b.tokens >= 1 then
+    local g = math.min(n, math.floor(b.tokens))
+    b.tokens = b.tokens - g
+    return g, 0
+  end
+  return 0, (1 - b.tokens) / b.rate
+end
+
+--- gov:acquire(key): waits (client sleep) until one token is there and takes it.
+function Governor:acquire(key)
+  while true do
+    local g, wait = self:take(key, 1)
+    if g > 0 then return end
+    self.sleep(math.max(wait, 0.001))
+  end
+end
+
+--- gov:admit(keys, n) -> count. For client:batch: keys[i] is the key of
+-- pending item i (1..n); returns how many of them (from the first) may be
+-- sent in this round, waiting until at least one may. Items are admitted
+-- in order, so a bucket that is empty holds back the rest of the round.
+function Governor:admit(keys, n)
+  while true do
+    local want = {}
+    local order = {}
+    for i = 1, n do
+      local k = keys[i] or false
+      if not want[k] then want[k] = 0; order[#order + 1] = k end
+      want[k] = want[k] + 1
+    end
+    local granted, min_wait = {}, math.huge
+    for _, k in ipairs(order) do
+      local g, wait = self:take(k or nil, want[k])
+      granted[k] = g
+      if g == 0 then min_wait = math.min(min_wait, wait) end
+    end
+    local count = 0
+    for i = 1, n do
+      local k = keys[i] or false
+      if granted[k] <= 0 then break end
+      granted[k] = granted[k] - 1
+      count = count + 1
+    end
+    -- tokens taken beyond the admitted prefix go back
+    for k, g in pairs(granted) do
+      if k and g > 0 then
+        local b = self.buckets[k]
+        if b and b.enabled then b.tokens = b.tokens + g end
+      end
+    end
+    if count > 0 then return count end
+    self.sleep(math.max(min_wait, 0.001))
+  end
+end
+
+local function emit(self, b, event)
+  if self.on_change then self.on_change(event, b) end
+end
+
+local function decrease(self, b, now, retry_after)
+  b.throttled = b.throttled + 1
+  local ra = math.min(math.max(retry_after or 0, 0), M.RETRY_AFTER_CAP)
+  b.blocked = math.max(b.blocked, now + ra)
+  b.tokens = 0
+  b.t = math.max(b.t, now)
+  if now - b.last_decrease < math.max(1, ra) then return end
+  b.last_decrease = now
+  measure(b, now)
+  -- the open bin counts too: a burst of calls may not have closed one yet
+  local open = now - b.bin_start
+  local measured = b.measured
+  if open > 0.1 then measured = math.max(measured, b.bin_n / open) end
+  local current = b.enabled and b.rate or math.huge
+  local w = math.min(current, measured > 0 and measured or current)
+  if w == math.huge then w = 2 * M.MIN_RATE / M.BETA end
+  b.ceiling = math.max(M.MIN_RATE, w)
+  b.rate = math.max(M.MIN_RATE, M.BETA * b.ceiling)
+  if self.max_rate then b.rate = math.min(b.rate, self.max_rate) end
+  b.enabled = true
+  b.last_increase = math.max(now, b.blocked)
+  emit(self, b, "decrease")
+end
+
+local function increase(self, b, now)
+  local dt = math.min(now - b.last_increase, 1)
+  b.last_increase = now
+  if dt <= 0 or not b.ceiling then return end
+  -- idle callers do not earn a higher rate: only a bucket whose tokens are used grows
+  refill(b, now)
+  if b.tokens >= capacity(b) - 1e-9 and b.tokens >= 1 then return end
+  local w = b.ceiling
+  if b.rate < w then
+    b.rate = math.min(w, b.rate + w * (1 - M.BETA) / M.RECOVER * dt)
+  else
+    b.rate = b.rate + math.max(M.PROBE_MIN, M.PROBE * w) * dt
+  end
+  if self.max_rate then b.rate = math.min(b.rate, self.max_rate) end
+end
+
+--- gov:observe(key, status, headers): after one answer (status nil: no
+-- answer, a transport failure). A 429 decreases, anything else counts as
+-- a call the server let through.
+function Governor:observe(key, status, headers)
+  if key == nil then return end
+  local b = self:bucket(key)
+  local now = now_of(self)
+  b.requests = b.requests + 1
+  measure(b, now)
+  if status == 429 then
+    decrease(self, b, now, headers and headers_.retry_after(headers, now) or 1)
+  elseif status then
+    b.bin_n = b.bin_n + 1
+    if b.enabled then increase(self, b, now) end
+  end
+end
+
+--- gov:before(req) / gov:after(req, ok, status, headers): the two hooks
+-- of client:_send around one transfer.
+function Governor:before(req)
+  self:acquire(M.key_of(req))
+end
+
+function Governor:after(req, ok, status, headers)
+  self:observe(M.key_of(req), ok and status or nil, ok and headers or nil)
+end
+
+--- gov:state(key) -> { enabled, rate, ceiling, measured, tokens, requests,
+-- throttled } (a copy), or nil for a key never seen.
+function Governor:state(key)
+  local b = self.buckets[key]
+  if not b then return nil end
+  return { enabled = b.enabled, rate = b.rate, ceiling = b.ceiling, measured = b.measured, tokens = b.tokens,
+    requests = b.requests, throttled = b.throttled, blocked_until = b.blocked }
+end
+
+--- gov:states() -> { [key] = state } for every bucket.
+function Governor:states()
+  local out = {}
+  for k in pairs(self.buckets) do out[k] = self:state(k) end
+  return out
+end
+
+M.Governor = Governor
+return M

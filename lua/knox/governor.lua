@@ -134,6 +134,11 @@ function Governor:take(key, n)
   local now = now_of(self)
   if now < b.blocked then return 0, b.blocked - now end
   refill(b, now)
+  if b.reopen then
+    -- the server said when to come back: the first call then goes at once
+    b.reopen = false
+    b.tokens = math.max(b.tokens, 1)
+  end
   if b.tokens >= 1 then
     local g = math.min(n, math.floor(b.tokens))
     b.tokens = b.tokens - g
@@ -198,6 +203,7 @@ local function decrease(self, b, now, retry_after)
   local ra = math.min(math.max(retry_after or 0, 0), M.RETRY_AFTER_CAP)
   b.blocked = math.max(b.blocked, now + ra)
   b.tokens = 0
+  b.reopen = ra > 0
   b.t = math.max(b.t, now)
   if now - b.last_decrease < math.max(1, ra) then return end
   b.last_decrease = now

@@ -130,7 +130,8 @@ function M.new(client, opts)
   if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
     errors.usage("on_progress must be a function", 3)
   end
-  if opts.max_rate ~= nil and (type(opts.max_rate) ~= "number" or opts.max_rate ~= opts.max_rate or opts.max_rate <= 0) then
+  local r = opts.max_rate
+  if r ~= nil and (type(r) ~= "number" or r ~= r or r <= 0) then
     errors.usage("max_rate must be a positive number of requests per second", 3)
   end
   local led = L.open(opts.ledger)
@@ -160,6 +161,12 @@ function M.new(client, opts)
   if self.args[arg] ~= nil then errors.usage(("args must not hold %s: give them as devices"):format(arg), 3) end
   self.arg = arg
   if not row then
+    -- the arguments are checked once, with a stand-in device, before the
+    -- job is recorded: a mistake is told now, not after the first chunk
+    local probe = {}
+    for k, v in pairs(self.args) do probe[k] = v end
+    probe[arg] = { "0" }
+    require("knox.schema").build(self.def, probe, self.op)
     local lim = client.bulk_limits or {}
     local size = opts.chunk_size or lim[self.op] or lim[self.svc.name .. "." .. self.method]
       or lim[self.svc.name] or self.def.bulk.limit or 1000

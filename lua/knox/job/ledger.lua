@@ -74,10 +74,10 @@ function M.open(path, opts)
   local conn, e = env:connect(path)
   if not conn then fail("cannot open " .. path, e) end
   local self = setmetatable({ env = env, conn = conn, path = path, readonly = opts.readonly }, Ledger)
-  self:exec "PRAGMA busy_timeout = 10000"
+  self:run "PRAGMA busy_timeout = 10000"
   if not opts.readonly then
-    self:exec "PRAGMA journal_mode = WAL"
-    self:exec "PRAGMA synchronous = FULL"
+    self:run "PRAGMA journal_mode = WAL"
+    self:run "PRAGMA synchronous = FULL"
     for _, sql in ipairs(SCHEMA) do self:exec(sql) end
   end
   return self
@@ -87,6 +87,12 @@ function Ledger:exec(sql)
   local r, e = self.conn:execute(sql)
   if not r then fail("SQL failed (" .. sql:sub(1, 60) .. ")", e) end
   return r
+end
+
+-- A statement whose rows (a PRAGMA's answer) are not wanted.
+function Ledger:run(sql)
+  local r = self:exec(sql)
+  if type(r) == "userdata" then r:close() end
 end
 
 --- Text as an SQL literal.
@@ -120,9 +126,13 @@ end
 --- Iterates the rows of a query one at a time (a cursor: memory flat).
 function Ledger:each(sql)
   local cur = self:exec(sql)
+  self.open_cursor = cur
   return function()
     local row = cur:fetch({}, "a")
-    if not row then cur:close() end
+    if not row then
+      cur:close()
+      if self.open_cursor == cur then self.open_cursor = nil end
+    end
     return row
   end
 end
@@ -161,6 +171,8 @@ end
 
 function Ledger:close()
   if self.conn then
+    -- a report cut short (a closed pipe) leaves its cursor open
+    if self.open_cursor then pcall(self.open_cursor.close, self.open_cursor) end
     self.conn:close()
     self.env:close()
     self.conn = nil

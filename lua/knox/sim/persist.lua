@@ -94,6 +94,9 @@ function M.attach(sim, path)
   end
   local out, err = io.open(path, "ab")
   if not out then error("knox-sim: cannot write --state " .. path .. ": " .. tostring(err), 0) end
+  -- unbuffered: each request's lines go out in one write(2), which a kill
+  -- cannot tear in half
+  out:setvbuf("no")
   self.out = out
   self:before()
   sim.persist = self
@@ -147,6 +150,7 @@ end
 function Persist:reset()
   self.out:close()
   self.out = assert(io.open(self.path, "wb"))
+  self.out:setvbuf("no")
   self:before()
 end
 

@@ -17,12 +17,17 @@
 --     Retry-After has passed (the server asked; capped at 60 s). At most one
 --     decrease per max(1 s, Retry-After): the other answers of the same
 --     burst say the same thing again.
+--     When nothing could be measured yet (the first calls went out as one
+--     burst), W is unknown: the rate starts at START_RATE (1/s) and
+--     doubles every second (slow start) until the next 429 measures it.
 --   * each success (additive increase, only while the caller is using the
 --     tokens, not while it is idle): below W, back to W in RECOVER (2 s)
---     seconds, linearly; at and above W, probing slowly, PROBE (2% of W,
---     at least 0.05 requests/s) per second, so a steady limit costs one
---     429 every several seconds at most. With no W yet (a ceiling from
---     max_rate only) the rate is that ceiling.
+--     seconds, linearly; at and above W, probing: PROBE (2% of W, at
+--     least 0.05 requests/s) per second at first, growing by half of that
+--     for every second without a 429 (the convex half of CUBIC), so a
+--     steady limit costs one 429 every several seconds and an estimate
+--     that was too low is outgrown in seconds. With no W and no slow start (a
+--     ceiling from max_rate only) the rate is that ceiling.
 --   * never above max_rate, never below MIN_RATE (0.5 requests/s).
 --
 -- Burst: a bucket holds at most max(1, rate / 2) tokens (half a second of
@@ -42,6 +47,7 @@ M.PROBE_MIN = 0.05
 M.BIN = 0.5
 M.SMOOTH = 0.5
 M.RETRY_AFTER_CAP = 60
+M.START_RATE = 1
 
 local Governor = {}
 Governor.__index = Governor
@@ -68,7 +74,8 @@ function Governor:bucket(key)
   if self.nbuckets >= 1024 then self.buckets, self.nbuckets = {}, 0 end
   local t = now_of(self)
   b = { key = key, enabled = self.max_rate ~= nil, rate = self.max_rate, tokens = 0, t = t, blocked = 0,
-    ceiling = nil, measured = 0, bin_start = t, bin_n = 0, last_decrease = -math.huge, last_increase = t,
+    ceiling = nil, measured = 0, bin_start = t, bin_n = 0, bins = 0, slow_start = false,
+    last_decrease = -math.huge, last_increase = t,
     requests = 0, throttled = 0 }
   if b.enabled then b.tokens = math.max(1, b.rate / 2) end
   self.buckets[key] = b
@@ -84,7 +91,7 @@ function Governor:set_max_rate(r)
     if r then
       if not b.enabled then b.enabled, b.rate, b.tokens, b.t = true, r, 1, self.clock() end
       b.rate = math.min(b.rate, r)
-    elseif not b.ceiling then
+    elseif not b.ceiling and not b.slow_start then
       b.enabled = false
     end
   end
@@ -117,10 +124,14 @@ local function measure(b, now)
   local dt = now - b.bin_start
   if dt < M.BIN then return end
   local bins = math.floor(dt / M.BIN)
-  local rate = b.bin_n / M.BIN
-  b.measured = M.SMOOTH * rate + (1 - M.SMOOTH) * b.measured
-  -- bins with nothing in them pull the estimate down
-  for _ = 2, math.min(bins, 8) do b.measured = (1 - M.SMOOTH) * b.measured end
+  -- only bins in which calls were answered say something about the
+  -- server's limit: the empty ones (waiting out a Retry-After, an idle
+  -- caller) would only drag the estimate down
+  if b.bin_n > 0 then
+    local rate = b.bin_n / M.BIN
+    b.measured = b.bins == 0 and rate or (M.SMOOTH * rate + (1 - M.SMOOTH) * b.measured)
+    b.bins = b.bins + 1
+  end
   b.bin_start = b.bin_start + bins * M.BIN
   b.bin_n = 0
 end
@@ -208,16 +219,20 @@ local function decrease(self, b, now, retry_after)
   if now - b.last_decrease < math.max(1, ra) then return end
   b.last_decrease = now
   measure(b, now)
-  -- the open bin counts too: a burst of calls may not have closed one yet
-  local open = now - b.bin_start
-  local measured = b.measured
-  if open > 0.1 then measured = math.max(measured, b.bin_n / open) end
+  local measured = b.bins > 0 and b.measured or 0
   local current = b.enabled and b.rate or math.huge
-  local w = math.min(current, measured > 0 and measured or current)
-  if w == math.huge then w = 2 * M.MIN_RATE / M.BETA end
-  b.ceiling = math.max(M.MIN_RATE, w)
-  b.rate = math.max(M.MIN_RATE, M.BETA * b.ceiling)
+  if measured > 0 then
+    b.ceiling = math.max(M.MIN_RATE, math.min(current, measured))
+    b.rate = math.max(M.MIN_RATE, M.BETA * b.ceiling)
+  else
+    -- nothing measured yet (the first calls came as one burst): start
+    -- low and double each second until the next 429 measures the limit
+    b.ceiling = nil
+    b.rate = math.max(M.MIN_RATE, math.min(current, M.START_RATE))
+  end
   if self.max_rate then b.rate = math.min(b.rate, self.max_rate) end
+  b.slow_start = b.ceiling == nil
+  b.at_ceiling = nil
   b.enabled = true
   b.last_increase = math.max(now, b.blocked)
   emit(self, b, "decrease")
@@ -226,15 +241,22 @@ end
 local function increase(self, b, now)
   local dt = math.min(now - b.last_increase, 1)
   b.last_increase = now
-  if dt <= 0 or not b.ceiling then return end
+  if dt <= 0 then return end
   -- idle callers do not earn a higher rate: only a bucket whose tokens are used grows
   refill(b, now)
   if b.tokens >= capacity(b) - 1e-9 and b.tokens >= 1 then return end
   local w = b.ceiling
-  if b.rate < w then
+  if not w then
+    if b.slow_start then b.rate = b.rate * 2 ^ dt end
+  elseif b.rate < w then
     b.rate = math.min(w, b.rate + w * (1 - M.BETA) / M.RECOVER * dt)
+    b.at_ceiling = nil
   else
-    b.rate = b.rate + math.max(M.PROBE_MIN, M.PROBE * w) * dt
+    -- probing: slowly at first, faster the longer no 429 came (the
+    -- convex half of CUBIC), so an estimate that was too low is outgrown
+    b.at_ceiling = b.at_ceiling or now
+    local slope = math.max(M.PROBE_MIN, M.PROBE * w) * (1 + (now - b.at_ceiling) / 2)
+    b.rate = b.rate + slope * dt
   end
   if self.max_rate then b.rate = math.min(b.rate, self.max_rate) end
 end

@@ -200,8 +200,17 @@ function Job:_load(devices, store)
   local led = self.ledger
   local nxt, _, close = source.open(devices)
   local h, n, invalid = nil, 0, 0
-  local batch = 0
+  local batch, values = 0, {}
+  -- rows go in as multi-row INSERTs of up to 500 (one SQL parse each) and
+  -- LOAD_BATCH rows per committed transaction
+  local function insert()
+    if #values > 0 then
+      led:exec("INSERT OR IGNORE INTO devices (device, state, name) VALUES " .. table.concat(values, ","))
+      values = {}
+    end
+  end
   local function flush()
+    insert()
     if batch > 0 then led:exec "COMMIT"; batch = 0 end
   end
   local ok, e = pcall(function()
@@ -212,12 +221,12 @@ function Job:_load(devices, store)
       if store then
         if batch == 0 then led:exec "BEGIN IMMEDIATE" end
         if source.valid(id) then
-          led:exec("INSERT OR IGNORE INTO devices (device) VALUES (" .. led:q(id) .. ")")
+          values[#values + 1] = "(" .. led:q(id) .. ",0,NULL)"
         else
           invalid = invalid + 1
-          led:exec("INSERT OR IGNORE INTO devices (device, state, name) VALUES (" .. led:q(id) .. ", "
-            .. L.FAILED .. ", 'INVALID_DEVICE_ID')")
+          values[#values + 1] = "(" .. led:q(id) .. "," .. L.FAILED .. ",'INVALID_DEVICE_ID')"
         end
+        if #values >= 500 then insert() end
         batch = batch + 1
         if batch >= LOAD_BATCH then flush() end
       end
@@ -225,6 +234,7 @@ function Job:_load(devices, store)
   end)
   close()
   if not ok then
+    values = {}
     if batch > 0 then led.conn:execute "ROLLBACK" end
     error(e, 0)
   end
@@ -407,6 +417,7 @@ function Job:_round(after)
     chunks.tx_base = ("kj%sr%d"):format(self.row.tag, n)
     for i, c in ipairs(chunks) do c.tx = #chunks > 1 and (chunks.tx_base .. "c" .. i) or chunks.tx_base end
   end
+  self._before = self:_range_counts(pend[1].seq, pend[#pend].seq)
   self:_mark_sent(chunks)
   local ok, res = pcall(self._call, self, chunks)
   if not ok then
@@ -421,7 +432,24 @@ function Job:_round(after)
     end
     error(err, 0)
   end
-  return self:_outcomes(chunks, res), pend[#pend].seq
+  return self:_outcomes(chunks, res), pend[#pend].seq, pend[1].seq
+end
+
+-- Counts by state of the devices with seq in [first, last].
+function Job:_range_counts(first, last)
+  local c = { pending = 0, sent = 0, ok = 0, failed = 0, unknown = 0 }
+  for _, r in ipairs(self.ledger:rows(("SELECT state, count(*) AS n FROM devices WHERE seq BETWEEN %d AND %d "
+      .. "GROUP BY state"):format(first, last))) do
+    c[L.STATE_NAMES[math.tointeger(r.state)]] = math.tointeger(r.n)
+  end
+  return c
+end
+
+-- Keeps self.counts current after a round over [first, last] without
+-- counting the whole ledger (the round's devices were pending before).
+function Job:_recount(first, last)
+  local now, before = self:_range_counts(first, last), self._before
+  for k, v in pairs(now) do self.counts[k] = self.counts[k] + v - before[k] end
 end
 
 -- Commits each chunk's outcome from a bulk result; returns how many
@@ -535,14 +563,14 @@ function Job:run(opts)
     self:_progress(started, done0)
     local after, stalled, fresh = 0, 0, true
     while true do
-      local done, last = self:_round(after)
+      local done, last, first = self:_round(after)
       if done == nil then
         -- end of a pass: start again from the top for devices put back
         if fresh then break end
         after, fresh = 0, true
       else
         after, fresh = last, false
-        self.counts = self.ledger:counts()
+        self:_recount(first, last)
         self:_progress(started, done0)
         if done == 0 then
           stalled = stalled + 1

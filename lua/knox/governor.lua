@@ -12,7 +12,10 @@
 --   * measured: the rate of answers that were not 429, in 0.5 s bins,
 --     smoothed (EWMA, weight 0.5 on the newest bin).
 --   * a 429 (multiplicative decrease): ceiling W = min(rate, measured) --
---     what the server let through is the best estimate of its limit --,
+--     what the server let through is the best estimate of its limit; from
+--     the second 429 on, measured over the whole cycle since the last one
+--     (the server's bucket was empty at both ends, so the cycle's answers
+--     over its length are the server's rate, not inflated by its burst) --,
 --     rate = BETA (0.7) * W, the bucket emptied and closed until
 --     Retry-After has passed (the server asked; capped at 60 s). At most one
 --     decrease per max(1 s, Retry-After): the other answers of the same
@@ -23,8 +26,8 @@
 --   * each success (additive increase, only while the caller is using the
 --     tokens, not while it is idle): below W, back to W in RECOVER (2 s)
 --     seconds, linearly; at and above W, probing: PROBE (2% of W, at
---     least 0.05 requests/s) per second at first, growing by half of that
---     for every second without a 429 (the convex half of CUBIC), so a
+--     least 0.05 requests/s) per second at first, growing by an eighth of
+--     that for every second without a 429 (the convex half of CUBIC), so a
 --     steady limit costs one 429 every several seconds and an estimate
 --     that was too low is outgrown in seconds. With no W and no slow start (a
 --     ceiling from max_rate only) the rate is that ceiling.
@@ -48,6 +51,8 @@ M.BIN = 0.5
 M.SMOOTH = 0.5
 M.RETRY_AFTER_CAP = 60
 M.START_RATE = 1
+M.CYCLE_MIN = 2
+M.CONVEX = 8
 
 local Governor = {}
 Governor.__index = Governor
@@ -74,7 +79,7 @@ function Governor:bucket(key)
   if self.nbuckets >= 1024 then self.buckets, self.nbuckets = {}, 0 end
   local t = now_of(self)
   b = { key = key, enabled = self.max_rate ~= nil, rate = self.max_rate, tokens = 0, t = t, blocked = 0,
-    ceiling = nil, measured = 0, bin_start = t, bin_n = 0, bins = 0, slow_start = false,
+    ceiling = nil, measured = 0, bin_start = t, bin_n = 0, bins = 0, slow_start = false, cycle_n = 0,
     last_decrease = -math.huge, last_increase = t,
     requests = 0, throttled = 0 }
   if b.enabled then b.tokens = math.max(1, b.rate / 2) end
@@ -220,6 +225,14 @@ local function decrease(self, b, now, retry_after)
   b.last_decrease = now
   measure(b, now)
   local measured = b.bins > 0 and b.measured or 0
+  -- between two 429s the server's bucket went from empty to empty: what
+  -- it let through over that cycle, divided by the cycle's length, is its
+  -- rate (a little under: the wait for Retry-After wastes some refill).
+  -- It replaces the short-term measure once a cycle of CYCLE_MIN seconds
+  -- is known.
+  local cycle = b.cycle_start and now - b.cycle_start
+  if cycle and cycle >= M.CYCLE_MIN and b.cycle_n > 0 then measured = b.cycle_n / cycle end
+  b.cycle_start, b.cycle_n = now, 0
   local current = b.enabled and b.rate or math.huge
   if measured > 0 then
     b.ceiling = math.max(M.MIN_RATE, math.min(current, measured))
@@ -255,7 +268,7 @@ local function increase(self, b, now)
     -- probing: slowly at first, faster the longer no 429 came (the
     -- convex half of CUBIC), so an estimate that was too low is outgrown
     b.at_ceiling = b.at_ceiling or now
-    local slope = math.max(M.PROBE_MIN, M.PROBE * w) * (1 + (now - b.at_ceiling) / 2)
+    local slope = math.max(M.PROBE_MIN, M.PROBE * w) * (1 + (now - b.at_ceiling) / M.CONVEX)
     b.rate = b.rate + slope * dt
   end
   if self.max_rate then b.rate = math.min(b.rate, self.max_rate) end
@@ -274,6 +287,7 @@ function Governor:observe(key, status, headers)
     decrease(self, b, now, headers and headers_.retry_after(headers, now) or 1)
   elseif status then
     b.bin_n = b.bin_n + 1
+    b.cycle_n = b.cycle_n + 1
     if b.enabled then increase(self, b, now) end
   end
 end

@@ -396,6 +396,7 @@ function Client:_send(req)
 
   while true do
     st.attempt = st.attempt + 1
+    self.governor:before(req) -- [governor] waits for a token
     if req.provider then
       local name, value = req.provider:authorize(self:_auth_ctx())
       headers[name] = value
@@ -403,7 +404,6 @@ function Client:_send(req)
     end
     if self.hooks.request then self:_emit_request(req, url, headers, st.attempt) end
 
-    self.governor:before(req) -- [governor] waits for a token
     local ok, status, rheaders, rbody, info = pcall(session.request, session, req)
     self.governor:after(req, ok, status, rheaders) -- [governor] a 429 slows, successes speed up
     local step, a, b = self:_settle(req, url, st, ok, status, rheaders, rbody, info)

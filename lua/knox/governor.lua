@@ -230,8 +230,9 @@ local function decrease(self, b, now, retry_after)
   -- rate (a little under: the wait for Retry-After wastes some refill).
   -- It replaces the short-term measure once a cycle of CYCLE_MIN seconds
   -- is known.
+  -- (A cycle that began in slow start was not at the limit all along.)
   local cycle = b.cycle_start and now - b.cycle_start
-  if cycle and cycle >= M.CYCLE_MIN and b.cycle_n > 0 then measured = b.cycle_n / cycle end
+  if cycle and cycle >= M.CYCLE_MIN and b.cycle_n > 0 and not b.slow_start then measured = b.cycle_n / cycle end
   b.cycle_start, b.cycle_n = now, 0
   local current = b.enabled and b.rate or math.huge
   if measured > 0 then

@@ -87,13 +87,15 @@ local function exit_of(st)
   return report.PARTIAL
 end
 
+-- The status on stdout (JSON, or the summary line); true when that was JSON.
 local function print_status(st, flags, ctx)
   local printer = common.printer(flags, nil, ctx)
   if printer.format == "json" or printer.format == "jsonl" then
     printer:value(st)
-  else
-    ctx.out:write(summary_line(st), "\n")
+    return true
   end
+  ctx.out:write(summary_line(st), "\n")
+  return false
 end
 
 local function run_or_resume(verb, a, flags, ctx, io_)
@@ -125,10 +127,8 @@ local function run_or_resume(verb, a, flags, ctx, io_)
   local ok, st = pcall(job.run, job)
   bar:finish()
   if not ok then error(st, 0) end
-  print_status(st, flags, ctx)
-  if not flags.quiet and not (flags.output == "json" or flags.output == "jsonl") and not term.isatty(1) then
-    ctx.err:write(summary_line(st), "\n")
-  end
+  -- JSON on stdout for scripts; the one-line summary for the operator on stderr
+  if print_status(st, flags, ctx) and not flags.quiet then ctx.err:write(summary_line(st), "\n") end
   return exit_of(st)
 end
 

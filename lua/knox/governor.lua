@@ -25,8 +25,8 @@
 --     doubles every second (slow start) until the next 429 measures it.
 --   * each success (additive increase, only while the caller is using the
 --     tokens, not while it is idle): below W, back to W in RECOVER (2 s)
---     seconds, linearly; at and above W, probing: PROBE (2% of W, at
---     least 0.05 requests/s) per second at first, growing by an eighth of
+--     seconds, linearly; at and above W, probing: PROBE (1.5% of W, at
+--     least 0.05 requests/s) per second at first, growing by a twelfth of
 --     that for every second without a 429 (the convex half of CUBIC), so a
 --     steady limit costs one 429 every several seconds and an estimate
 --     that was too low is outgrown in seconds. With no W and no slow start (a
@@ -45,14 +45,14 @@ local M = {}
 M.BETA = 0.7
 M.MIN_RATE = 0.5
 M.RECOVER = 2
-M.PROBE = 0.02
+M.PROBE = 0.015
 M.PROBE_MIN = 0.05
 M.BIN = 0.5
 M.SMOOTH = 0.5
 M.RETRY_AFTER_CAP = 60
 M.START_RATE = 1
 M.CYCLE_MIN = 2
-M.CONVEX = 8
+M.CONVEX = 12
 
 local Governor = {}
 Governor.__index = Governor

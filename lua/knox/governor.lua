@@ -17,7 +17,8 @@
 --     (the server's bucket was empty at both ends, so the cycle's answers
 --     over its length are the server's rate, not inflated by its burst) --,
 --     rate = BETA (0.7) * W, the bucket emptied and closed until
---     Retry-After has passed (the server asked; capped at 60 s). At most one
+--     Retry-After has passed (the server asked; capped at 60 s), then one
+--     call goes at once (the server said when to come back). At most one
 --     decrease per max(1 s, Retry-After): the other answers of the same
 --     burst say the same thing again.
 --     When nothing could be measured yet (the first calls went out as one
@@ -28,8 +29,8 @@
 --     seconds, linearly; at and above W, probing: PROBE (1.5% of W, at
 --     least 0.05 requests/s) per second at first, growing by a twelfth of
 --     that for every second without a 429 (the convex half of CUBIC), so a
---     steady limit costs one 429 every several seconds and an estimate
---     that was too low is outgrown in seconds. With no W and no slow start (a
+--     steady limit costs about one 429 in 13 s (at 10/s: bench/governor.lua)
+--     and an estimate that was too low is outgrown in seconds. With no W and no slow start (a
 --     ceiling from max_rate only) the rate is that ceiling.
 --   * never above max_rate, never below MIN_RATE (0.5 requests/s).
 --

@@ -355,3 +355,43 @@ describe("fleet jobs survive crashes", function()
     assert(ok, err)
   end)
 end)
+
+describe("fleet jobs: the KDP read-back", function()
+  -- a 15-digit IMEI with its Luhn check digit
+  local function imei(n)
+    local body = ("35%012d"):format(n)
+    local sum = 0
+    for i = 1, 14 do
+      local d = tonumber(body:sub(i, i))
+      if i % 2 == 0 then d = d * 2; if d > 9 then d = d - 9 end end
+      sum = sum + d
+    end
+    return body .. tostring((10 - sum % 10) % 10)
+  end
+
+  it("an upload reset after sending is found in its transaction and not uploaded twice", function()
+    local s = sim.start { devices = 10, seed = "jobkdp" }
+    local ledger = tmp()
+    local ok, err = pcall(function()
+      local c <close> = oauth_client(s.url, s.oauth, { max_attempts = 1 })
+      local ids = {}
+      for i = 1, 150 do ids[i] = imei(900000 + i) end
+      s:fault { match = { method = "PUT", path = "/kcs/v1/rp/devices/upload" }, reset = true, times = 1 }
+      local job <close> = c:job { op = "kdp.upload_devices", args = { resellerId = s.reseller_id,
+        customerId = s.customer_id }, devices = ids, ledger = ledger, chunk_size = 50, concurrency = 3 }
+      local st = job:run()
+      assert.are.equal(150, st.ok)
+      assert.are.equal(0, st.failed + st.unknown + st.pending)
+      local uploads, status_calls = 0, 0
+      for _, e in ipairs(s:requests {}) do
+        if e.path == "/kcs/v1/rp/devices/upload" and e.status == 200 then uploads = uploads + 1 end
+        if e.path == "/kcs/v1/rp/devices/status" then status_calls = status_calls + 1 end
+      end
+      assert.are.equal(3, uploads, "three chunks, none uploaded again")
+      assert.is_true(status_calls >= 1, "the transaction was looked up")
+    end)
+    s:stop()
+    rm_ledger(ledger)
+    assert(ok, err)
+  end)
+end)

@@ -25,6 +25,9 @@ dependencies = {
 -- file put beside the shipped ones (lua/knox/services/) is found on its
 -- own; without it only the shipped services and package.preload are.
 
+-- Fleet jobs (knox.job, `knox job`) keep their ledger in SQLite through
+-- LuaSQL (Debian: lua-sql-sqlite3); required only when a job runs.
+
 -- The command (bin/knox) and the simulator's command line parse their
 -- arguments with lua-argparse (Debian: lua-argparse), through knox.args.
 
@@ -67,6 +70,7 @@ build = {
     ["knox.cli.completion"] = "lua/knox/cli/completion.lua",
     ["knox.cli.doctor"] = "lua/knox/cli/doctor.lua",
     ["knox.cli.input"] = "lua/knox/cli/input.lua",
+    ["knox.cli.job"] = "lua/knox/cli/job.lua",
     ["knox.cli.output"] = "lua/knox/cli/output.lua",
     ["knox.cli.profile"] = "lua/knox/cli/profile.lua",
     ["knox.cli.progress"] = "lua/knox/cli/progress.lua",
@@ -79,6 +83,12 @@ build = {
     ["knox.client.batch"] = "lua/knox/client/batch.lua",
     ["knox.client.clock"] = "lua/knox/client/clock.lua",
     ["knox.client.hooks"] = "lua/knox/client/hooks.lua",
+    ["knox.client.job"] = "lua/knox/client/job.lua",
+    ["knox.governor"] = "lua/knox/governor.lua",
+    ["knox.job"] = "lua/knox/job/init.lua",
+    ["knox.job.ledger"] = "lua/knox/job/ledger.lua",
+    ["knox.job.readback"] = "lua/knox/job/readback.lua",
+    ["knox.job.source"] = "lua/knox/job/source.lua",
     ["knox.config"] = "lua/knox/config.lua",
     ["knox.errors"] = "lua/knox/errors.lua",
     ["knox.headers"] = "lua/knox/headers.lua",
@@ -114,6 +124,7 @@ build = {
     ["knox.sim.limits"] = "lua/knox/sim/limits.lua",
     ["knox.sim.loop"] = "lua/knox/sim/loop.lua",
     ["knox.sim.msp"] = "lua/knox/sim/msp.lua",
+    ["knox.sim.persist"] = "lua/knox/sim/persist.lua",
     ["knox.sim.router"] = "lua/knox/sim/router.lua",
     ["knox.sim.state"] = "lua/knox/sim/state.lua",
     ["knox.sim.testing"] = "lua/knox/sim/testing.lua",

@@ -271,6 +271,8 @@ local DESCRIBE_CLIENT = {
   concurrency = "requests in flight at once for `client:batch` and bulk methods (default 8)",
   bulk_limits = "`{ kme = 500, [\"kg.lock_async\"] = 100 }`: the chunk size per service or per method, "
     .. "over the row's bulk limit",
+  max_rate = "requests per second at most, per credential (and MSP tenant): the ceiling of the adaptive "
+    .. "rate governor (`knox.governor`), which is otherwise off until the first 429",
   timeout = "seconds a whole request may take (default 60)",
   connect_timeout = "seconds to connect (default 10)",
   low_speed_limit = "bytes per second below which a transfer is too slow (with `low_speed_time`)",

@@ -33,6 +33,8 @@ lua-ldoc
 clang
 libclang-rt-14-dev
 valgrind
+lua-sql-sqlite3
+gnuplot-nox
 "
 
 missing=""

@@ -268,6 +268,7 @@ commands.token = function(argv, ctx) return require("knox.cli.tokens").token(arg
 commands.auth = function(argv, ctx) return require("knox.cli.tokens").auth(argv, ctx) end
 commands.doctor = function(argv, ctx) return require("knox.cli.doctor").run(argv, ctx) end
 commands.completion = function(argv, ctx) return require("knox.cli.completion").run(argv, ctx) end
+commands.job = function(argv, ctx) return require("knox.cli.job").run(argv, ctx) end
 
 ---------------------------------------------------------------------------
 -- Service commands

@@ -28,6 +28,7 @@ local text = require "knox.text"
 local headers_ = require "knox.headers"
 local bind_service = require("knox.service").bind
 local schema = require "knox.schema"
+local governor = require "knox.governor" -- [governor]
 
 local json = core.json
 local usage = errors.usage
@@ -41,7 +42,7 @@ Client.__index = Client
 
 -- The client's methods that live in their own files (hooks, clocks,
 -- batch), mixed in here so that they are one class.
-for _, part in ipairs { "hooks", "clock", "batch" } do
+for _, part in ipairs { "hooks", "clock", "batch", "job" } do
   for k, f in pairs(require("knox.client." .. part)) do Client[k] = f end
 end
 
@@ -55,7 +56,8 @@ local SESSION_OPTS = { "timeout", "connect_timeout", "low_speed_limit", "low_spe
 -- Every option knox.client takes (a misspelt one is refused with the
 -- nearest name).
 local OPTIONS = { "region", "base_url", "endpoints", "auth", "tenant", "env", "max_attempts", "retry_base",
-  "retry_cap", "retry_budget", "random", "clock", "sleep", "concurrency", "bulk_limits", "allow_insecure_http" }
+  "retry_cap", "retry_budget", "random", "clock", "sleep", "concurrency", "bulk_limits", "allow_insecure_http",
+  "max_rate" }
 for _, k in ipairs(SESSION_OPTS) do OPTIONS[#OPTIONS + 1] = k end
 local OPTION_SET = {}
 for _, k in ipairs(OPTIONS) do OPTION_SET[k] = true end
@@ -107,6 +109,8 @@ function M.new(opts)
   if type(self.clock) ~= "function" then usage("clock must be a function", 2) end
   if type(self.sleep) ~= "function" then usage("sleep must be a function", 2) end
   self.skew = 0
+  -- [governor] one rate governor paces everything this client sends
+  self.governor = governor.new { clock = self.clock, sleep = self.sleep, max_rate = opts.max_rate }
   if opts.debug ~= nil and type(opts.debug) ~= "function" then usage("debug must be a function", 2) end
   self.debug = opts.debug and self:_safe_debug(opts.debug)
   self.hooks = {}
@@ -398,6 +402,7 @@ function Client:_send(req)
 
   while true do
     st.attempt = st.attempt + 1
+    self.governor:before(req) -- [governor] waits for a token
     if req.provider then
       local name, value = req.provider:authorize(self:_auth_ctx())
       headers[name] = value
@@ -405,7 +410,9 @@ function Client:_send(req)
     end
     if self.hooks.request then self:_emit_request(req, url, headers, st.attempt) end
 
-    local step, a, b = self:_settle(req, url, st, pcall(session.request, session, req))
+    local ok, status, rheaders, rbody, info = pcall(session.request, session, req)
+    self.governor:after(req, ok, status, rheaders) -- [governor] a 429 slows, successes speed up
+    local step, a, b = self:_settle(req, url, st, ok, status, rheaders, rbody, info)
     if step == "ok" then return a, b end
     if step == "fail" then error(a, 0) end
     if step == "renew" then

@@ -29,8 +29,9 @@ local OTHER = {
   sim = {},
   version = {},
   completion = { "bash", "zsh", "fish" },
+  job = { "run", "resume", "status", "report" },
 }
-local TOP = { "request", "token", "auth", "doctor", "errors", "keys", "encrypt", "sim", "version", "completion" }
+local TOP = { "request", "token", "auth", "doctor", "errors", "keys", "encrypt", "sim", "version", "completion", "job" }
 local WITH_COMMON = { request = true, token = true, ["auth status"] = true, doctor = true, ["errors lookup"] = true }
 
 local function global_flags()

@@ -4,6 +4,7 @@
 -- client:request (Client:_prepare, Client:_settle); only the rounds are
 -- batch's own.
 local errors = require "knox.errors"
+local governor = require "knox.governor" -- [governor]
 
 local M = {}
 
@@ -65,6 +66,13 @@ function M:batch(requests, opts)
 
   while #pending > 0 do
     local auth_values, sendable, map = {}, {}, {}
+    -- [governor] a round sends only what the rate governor admits now (at
+    -- least one, after waiting); the rest wait for a later round, untried
+    local keys = {}
+    for n, i in ipairs(pending) do keys[n] = governor.key_of(reqs[i]) end
+    local admitted = self.governor:admit(keys, #pending)
+    local deferred = table.move(pending, admitted + 1, #pending, 1, {})
+    pending = table.move(pending, 1, admitted, 1, {})
     for _, i in ipairs(pending) do
       state[i].attempt = state[i].attempt + 1
       local item = self:_batch_item(reqs[i], i, state[i].attempt, ctx, auth_values, results)
@@ -80,6 +88,8 @@ function M:batch(requests, opts)
       local i = map[m]
       local req = reqs[i]
       local step, a, b
+      if errors.is_error(res) then self.governor:after(req, false) -- [governor]
+      else self.governor:after(req, true, res.status, res.headers) end
       if errors.is_error(res) then
         step, a, b = self:_settle(req, req.url, state[i], false, res)
       else
@@ -96,6 +106,7 @@ function M:batch(requests, opts)
     end
     for p, err in pairs(renew) do self:_invalidate(p, err) end
     if max_delay > 0 then self.sleep(max_delay) end
+    for _, i in ipairs(deferred) do next_pending[#next_pending + 1] = i end -- [governor]
     table.sort(next_pending)
     pending = next_pending
   end

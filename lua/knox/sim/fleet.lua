@@ -58,6 +58,7 @@ end
 --- The device at index i, kept from now on so that changes to it stay.
 function Fleet:mut(i, now)
   local d = self:get(i, now)
+  if d and self.journal then self.journal[i] = true end -- [persist] knox.sim.persist (--state)
   if d and not self.changed[i] then self:keep(i, d) end
   return d
 end
@@ -80,6 +81,7 @@ function Fleet:add(d)
   self.top = self.top + 1
   local i = self.top
   self:keep(i, d)
+  if self.journal then self.journal[i] = true end -- [persist]
   for _, k in ipairs(self.keys(d)) do self.by_key[k] = i end
   return i
 end
@@ -87,6 +89,7 @@ end
 --- Deletes the device at index i.
 function Fleet:delete(i)
   if not alive(self, i) then return end
+  if self.journal then self.journal[i] = true end -- [persist]
   local d = self.changed[i]
   if d then
     self.changed[i] = nil

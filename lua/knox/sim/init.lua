@@ -92,6 +92,8 @@ function M.new(opts)
   r:add { method = "POST", path = "^/ams/v1/oauth2/revoke$", service = "oauth2", auth = "none",
     handler = function(ctx) return self.auth:oauth_revoke(ctx) end }
   self:load_credentials()
+  -- [persist] --state FILE: device changes and the request log survive restarts
+  if opts.state then require("knox.sim.persist").attach(self, opts.state) end
   return self
 end
 
@@ -218,6 +220,7 @@ function Sim:reset()
   self.log, self.offset = {}, 0
   self.limits.buckets, self.limits.nbuckets = {}, 0
   self.limits:reset_stats()
+  if self.persist then self.persist:reset() end -- [persist]
 end
 
 local function log_entry(self, req)
@@ -252,11 +255,13 @@ function Sim:handle(req)
   elseif fault and fault.status then
     resp = faults_mod.response(fault, router_mod.service_of(req.path), http.REASONS)
   else
+    if self.persist then self.persist:before() end -- [persist]
     resp = self.router:dispatch(self, req)
     if fault and fault.body == "truncated" then resp.truncate = true end
   end
   if fault and fault.reset == true then resp.reset = true end
   entry.status = resp.status
+  if self.persist then self.persist:after(entry) end -- [persist] journaled before the answer is sent
   self.limits:record(self:now(), resp.status or 0, resp.rate_limited)
   return resp
 end
@@ -389,6 +394,8 @@ local function build_parser()
   p:option("--seed", "seed for generated ids (default 1)"):argname("S")
   p:option("--latency-ms", "delay every reply by MS milliseconds"):argname("MS")
     :convert(args.number("--latency-ms", 0, 600000))
+  p:option("--state", "keep device changes and the request log in FILE, replayed at start (same --seed "
+    .. "and --devices): the simulator can be killed and restarted"):argname("FILE") -- [persist]
   p:flag("--stdin-eof", "stop when stdin reaches end of file")
   p:flag("--env", "also print `export KNOX_...` lines a shell can eval to reach this simulator")
   p:option("--max-lifetime", "stop after SECONDS"):argname("SECONDS")
@@ -413,7 +420,7 @@ function M.parse_args(argv)
     help = r.help, host = r.host, port = r.port, tls = r.tls, cert = r.cert, key = r.key,
     devices = r.devices, seed = r.seed, latency_ms = r.latency_ms, stdin_eof = r.stdin_eof,
     bulk_limit = r.bulk_limit, rate = r.rate, burst = r.burst, kdp_status = r.kdp_status,
-    max_lifetime = r.max_lifetime, env = r.env, keys = {}, oauth_clients = {},
+    max_lifetime = r.max_lifetime, env = r.env, keys = {}, oauth_clients = {}, state = r.state,
   }
   -- --keys FILE [--client-id ID] pairs; a lone --client-id names the
   -- client of the simulator's own generated keys

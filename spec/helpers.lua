@@ -21,6 +21,29 @@ function M.scaled(n, min)
   return math.max(min or 1, math.floor(n * scale + 0.5))
 end
 
+--- A valid IMEI (Luhn check digit added) from 14 digits.
+function M.imei(body14)
+  local sum = 0
+  for i = 1, 14 do
+    local d = tonumber(body14:sub(i, i))
+    if i % 2 == 0 then d = d * 2; if d > 9 then d = d - 9 end end
+    sum = sum + d
+  end
+  return body14 .. tostring((10 - sum % 10) % 10)
+end
+
+--- A fresh temporary path (nothing created there).
+function M.tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+--- Removes a SQLite file and its WAL companions.
+function M.rm_ledger(p)
+  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(p .. s) end
+end
+
 --- The folder of the shared docs beside the repo, or nil when absent.
 function M.shared_dir()
   for _, d in ipairs { "../shared", os.getenv("KNOX_SHARED_DIR") } do

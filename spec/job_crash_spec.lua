@@ -12,15 +12,7 @@ local knox = require "knox"
 local ROOT = sim.ROOT
 local ASSIGN = "/kcs/v1/kme/devices/assignProfile"
 
-local function tmp()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function rm_ledger(p)
-  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(p .. s) end
-end
+local tmp, rm_ledger = require("helpers").tmpname, require("helpers").rm_ledger
 
 local function oauth_client(url, oauth, extra)
   local o = { base_url = url, auth = knox.auth.oauth2 { client_id = oauth.client_id,

@@ -18,15 +18,7 @@ local function fake_time()
   return t
 end
 
-local function tmp()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
-
-local function rm_ledger(p)
-  for _, s in ipairs { "", "-wal", "-shm" } do os.remove(p .. s) end
-end
+local tmp, rm_ledger = require("helpers").tmpname, require("helpers").rm_ledger
 
 describe("knox.governor", function()
   it("is off until the first 429, then closes the bucket for Retry-After and reopens with one call", function()

@@ -18,17 +18,9 @@ local services = require "knox.services"
 
 local DEVICES = 40
 
--- A valid IMEI (Luhn) from 14 digits; 99... is no tenant's prefix, so
--- the simulator knows none of these.
-local function imei(body14)
-  local sum = 0
-  for i = 1, 14 do
-    local d = tonumber(body14:sub(i, i))
-    if i % 2 == 0 then d = d * 2; if d > 9 then d = d - 9 end end
-    sum = sum + d
-  end
-  return body14 .. tostring((10 - sum % 10) % 10)
-end
+-- a valid IMEI (Luhn) from 14 digits; 99... is no tenant's prefix, so
+-- the simulator knows none of these
+local imei = require("helpers").imei
 local UNKNOWN = imei "99000000000017"
 
 local function unescape(v)

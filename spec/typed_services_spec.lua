@@ -7,16 +7,8 @@ local cjson = require "cjson"
 
 local knox = require "knox"
 
--- A valid IMEI (Luhn) from 14 digits.
-local function imei(body14)
-  local sum = 0
-  for i = 1, 14 do
-    local d = tonumber(body14:sub(i, i))
-    if i % 2 == 0 then d = d * 2; if d > 9 then d = d - 9 end end
-    sum = sum + d
-  end
-  return body14 .. tostring((10 - sum % 10) % 10)
-end
+-- a valid IMEI (Luhn) from 14 digits
+local imei = require("helpers").imei
 
 local function last_request(s, path)
   local list = s:requests { path = path }

@@ -97,12 +97,9 @@ end
 function commands.request(argv, ctx)
   local io_ = { err = ctx.err, json = common.json_errors(ctx.pre, argv) }
   local p = request_parser()
-  local a, why = args_mod.parse(p, common.with_pre(argv, ctx.pre))
+  local a, why = common.parse(p, argv, ctx)
+  if a == false then return 0 end -- the help was printed
   if not a then return fail_usage(io_, "request: " .. why) end
-  if a.help then
-    ctx.out:write(p:get_help(), "\n")
-    return 0
-  end
   return report.protect(io_, function()
     local flags = common.flags(a, ctx.pre)
     io_.json, io_.verbose = flags.json_errors, flags.verbose
@@ -227,12 +224,9 @@ function commands.errors(argv, ctx)
   p:argument("code", "the code (4040300, AUT_1001) or the name (DEVICE_NOT_FOUND)"):argname("CODE|NAME")
   common.add(p, { client = false })
   if argv[1] ~= "lookup" then return fail_usage(io_, "errors lookup SERVICE CODE|NAME") end
-  local a, why = args_mod.parse(p, common.with_pre(table.move(argv, 2, #argv, 1, {}), ctx.pre))
+  local a, why = common.parse(p, table.move(argv, 2, #argv, 1, {}), ctx)
+  if a == false then return 0 end -- the help was printed
   if not a then return fail_usage(io_, "errors lookup: " .. why) end
-  if a.help then
-    ctx.out:write(p:get_help(), "\n")
-    return 0
-  end
   return report.protect(io_, function()
     local flags = common.flags(a, ctx.pre)
     local knox = require "knox"

@@ -104,6 +104,18 @@ function M.with_pre(argv, pre)
   return out
 end
 
+--- M.parse(parser, argv, ctx) -> result | nil, message | false. The
+-- words before the command (ctx.pre) come first; -h/--help prints the
+-- parser's help and gives false (the caller exits 0).
+function M.parse(p, argv, ctx)
+  local a, why = require("knox.args").parse(p, M.with_pre(argv, ctx.pre))
+  if a and a.help then
+    ctx.out:write(p:get_help(), "\n")
+    return false
+  end
+  return a, why
+end
+
 --- M.json_errors(pre, argv) -> whether --output json/jsonl was asked for
 -- (read from the raw words: a parse error must be told in JSON too).
 function M.json_errors(pre, argv)

@@ -236,12 +236,9 @@ function M.run(argv, ctx)
     .. "clock, a token per credential and the tenant. One line each; exit 1 when any fails.")
   common.add(p)
   local io_ = { err = ctx.err, json = common.json_errors(ctx.pre, argv) }
-  local a, why = args_mod.parse(p, common.with_pre(argv, ctx.pre))
+  local a, why = common.parse(p, argv, ctx)
+  if a == false then return 0 end -- the help was printed
   if not a then return report.usage(io_, why, "(knox doctor -h for its flags)") end
-  if a.help then
-    ctx.out:write(p:get_help(), "\n")
-    return 0
-  end
   return report.protect(io_, function()
     local flags = common.flags(a, ctx.pre)
     io_.json = flags.json_errors

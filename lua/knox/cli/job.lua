@@ -180,12 +180,9 @@ usage: knox job run OP --devices FILE.csv|- --ledger FILE [--arg name=value]... 
     return report.usage(io_, "job: run, resume, status or report (not " .. verb .. ")", "(knox job --help)")
   end
   local p = parser(verb)
-  local a, why = args_mod.parse(p, common.with_pre(table.move(argv, 2, #argv, 1, {}), ctx.pre))
+  local a, why = common.parse(p, table.move(argv, 2, #argv, 1, {}), ctx)
+  if a == false then return 0 end -- the help was printed
   if not a then return report.usage(io_, "job " .. verb .. ": " .. why, "(knox job " .. verb .. " --help)") end
-  if a.help then
-    ctx.out:write(p:get_help(), "\n")
-    return 0
-  end
   return report.protect(io_, function()
     local flags = common.flags(a, ctx.pre)
     io_.json = flags.json_errors

@@ -61,12 +61,14 @@ Governor.__index = Governor
 --- M.new { clock =, sleep =, max_rate = } -> a governor.
 function M.new(o)
   local max_rate = o.max_rate
+  -- paced: some bucket may hold a call back (a max_rate, or a 429 seen);
+  -- until then before() has nothing to wait for
   if max_rate ~= nil and (type(max_rate) ~= "number" or max_rate ~= max_rate or max_rate <= 0
       or max_rate == math.huge) then
     error("bad option 'max_rate' (positive number of requests per second expected)", 3)
   end
   return setmetatable({ clock = o.clock, sleep = o.sleep, max_rate = max_rate, buckets = {}, nbuckets = 0,
-    on_change = o.on_change }, Governor)
+    on_change = o.on_change, paced = max_rate ~= nil }, Governor)
 end
 
 local function now_of(self)
@@ -93,6 +95,7 @@ end
 -- bucket that was off starts at the ceiling.
 function Governor:set_max_rate(r)
   self.max_rate = r
+  if r then self.paced = true end
   for _, b in pairs(self.buckets) do
     if r then
       if not b.enabled then b.enabled, b.rate, b.tokens, b.t = true, r, 1, self.clock() end
@@ -106,11 +109,23 @@ end
 --- The key of a request: its provider (one access token) and the managed
 -- tenant it acts for; nil for a request without credentials (token
 -- endpoints are not paced).
+-- Keys are made once per provider (and tenant): every request asks.
+local KEYS = setmetatable({}, { __mode = "k" })
 function M.key_of(req)
   local p = req.provider
   if not p then return nil end
   local tenant = req.headers and req.headers["x-wsm-managed-tenantid"]
-  return tostring(p) .. (tenant and ("|" .. tenant) or "")
+  local per = KEYS[p]
+  if not per then
+    per = { [false] = tostring(p) }
+    KEYS[p] = per
+  end
+  local k = per[tenant or false]
+  if not k then
+    k = per[false] .. "|" .. tenant
+    per[tenant] = k
+  end
+  return k
 end
 
 local function capacity(b)
@@ -178,6 +193,7 @@ end
 -- sent in this round, waiting until at least one may. Items are admitted
 -- in order, so a bucket that is empty holds back the rest of the round.
 function Governor:admit(keys, n)
+  if not self.paced then return n end
   while true do
     local want = {}
     local order = {}
@@ -249,6 +265,7 @@ local function decrease(self, b, now, retry_after)
   b.slow_start = b.ceiling == nil
   b.at_ceiling = nil
   b.enabled = true
+  self.paced = true
   b.last_increase = math.max(now, b.blocked)
   emit(self, b, "decrease")
 end
@@ -297,6 +314,7 @@ end
 --- gov:before(req) / gov:after(req, ok, status, headers): the two hooks
 -- of client:_send around one transfer.
 function Governor:before(req)
+  if not self.paced then return end -- nothing enabled yet: nothing to wait for
   self:acquire(M.key_of(req))
 end
 

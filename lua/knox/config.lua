@@ -28,11 +28,32 @@ function M.read_env(getenv, with_auth)
   opts.tenant, opts.ca_file = get "KNOX_TENANT", get "KNOX_CA_FILE"
   if not with_auth then return opts end
   local providers = {}
+  local keys, oauth = M.env_credentials(getenv)
+  if keys then providers[#providers + 1] = auth.keys(keys) end
+  if oauth then providers[#providers + 1] = auth.oauth2(oauth) end
+  if #providers > 0 then opts.auth = providers end
+  return opts
+end
+
+--- env_credentials(getenv) -> keys, oauth: the credentials the
+-- environment names, as option tables for knox.auth.keys ({ file,
+-- client_id }) and knox.auth.oauth2 ({ client_id, client_secret, scope }),
+-- each nil when none of its variables is set. A half-given pair raises
+-- kind "usage" naming the missing variable. (The client and the command's
+-- profiles both read them here.)
+function M.env_credentials(getenv)
+  getenv = getenv or os.getenv
+  local function get(name)
+    local v = getenv(name)
+    if v == "" then return nil end
+    return v
+  end
+  local keys, oauth
   local keys_file, client_id = get "KNOX_KEYS_FILE", get "KNOX_CLIENT_ID"
   if keys_file or client_id then
     if not keys_file then usage("KNOX_KEYS_FILE is not set (KNOX_CLIENT_ID is)", 3) end
     if not client_id then usage("KNOX_CLIENT_ID is not set (KNOX_KEYS_FILE is)", 3) end
-    providers[#providers + 1] = auth.keys { file = keys_file, client_id = client_id }
+    keys = { file = keys_file, client_id = client_id }
   end
   local oid, osec, oscope = get "KNOX_OAUTH_CLIENT_ID", get "KNOX_OAUTH_CLIENT_SECRET", get "KNOX_OAUTH_SCOPE"
   if oid or osec or oscope then
@@ -40,10 +61,9 @@ function M.read_env(getenv, with_auth)
       { "KNOX_OAUTH_SCOPE", oscope } } do
       if not pair[2] then usage(pair[1] .. " is not set (the other KNOX_OAUTH_* variables are)", 3) end
     end
-    providers[#providers + 1] = auth.oauth2 { client_id = oid, client_secret = osec, scope = oscope }
+    oauth = { client_id = oid, client_secret = osec, scope = oscope }
   end
-  if #providers > 0 then opts.auth = providers end
-  return opts
+  return keys, oauth
 end
 
 --- from_env([getenv]): client options read from the environment; raises

@@ -179,11 +179,9 @@ function M.resolve(flags, getenv)
   pick("output", nil, "KNOX_OUTPUT")
 
   -- the legacy credential: the environment's pair, else the profile's
-  local kf, cid = env "KNOX_KEYS_FILE", env "KNOX_CLIENT_ID"
-  if kf or cid then
-    if not kf then usage("KNOX_KEYS_FILE is not set (KNOX_CLIENT_ID is)", 2) end
-    if not cid then usage("KNOX_CLIENT_ID is not set (KNOX_KEYS_FILE is)", 2) end
-    s.keys = { file = kf, client_id = cid, from = "env" }
+  local env_keys, env_oauth = require("knox.config").env_credentials(getenv)
+  if env_keys then
+    s.keys = { file = env_keys.file, client_id = env_keys.client_id, from = "env" }
   elseif prof.keys_file or prof.client_id then
     if not prof.keys_file then usage(("profile %s has client_id but no keys_file"):format(name), 2) end
     if not prof.client_id then usage(("profile %s has keys_file but no client_id"):format(name), 2) end
@@ -191,14 +189,10 @@ function M.resolve(flags, getenv)
   end
 
   -- the OAuth credential
-  local oid, osec, oscope = env "KNOX_OAUTH_CLIENT_ID", env "KNOX_OAUTH_CLIENT_SECRET", env "KNOX_OAUTH_SCOPE"
-  if oid or osec or oscope then
-    for _, pair in ipairs { { "KNOX_OAUTH_CLIENT_ID", oid }, { "KNOX_OAUTH_CLIENT_SECRET", osec },
-      { "KNOX_OAUTH_SCOPE", oscope } } do
-      if not pair[2] then usage(pair[1] .. " is not set (the other KNOX_OAUTH_* variables are)", 2) end
-    end
-    s.oauth = { client_id = oid, secret = function() return osec end, scope = oscope, from = "env",
-      secret_ref = "KNOX_OAUTH_CLIENT_SECRET" }
+  if env_oauth then
+    local osec = env_oauth.client_secret
+    s.oauth = { client_id = env_oauth.client_id, secret = function() return osec end, scope = env_oauth.scope,
+      from = "env", secret_ref = "KNOX_OAUTH_CLIENT_SECRET" }
   elseif prof.oauth_client_id or prof.oauth_client_secret_file or prof.oauth_client_secret_env
     or prof.oauth_scope then
     local where = "profile " .. name

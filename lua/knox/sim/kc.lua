@@ -624,12 +624,17 @@ local function bulk_delete_v2(ctx)
   end)
 end
 
-local function list_profiles_v2(ctx)
-  local q = ctx.query
-  local num, size = ctx:paging(q, 25, 100)
-  local items = ctx:page(ctx.tenant.kc.profiles, q, 25, 100)
-  return v2_page(num, size, #ctx.tenant.kc.profiles, "profiles", items)
+-- A v2 GET list of one of the tenant's Knox Configure collections
+-- (profiles, licenses): pages of 25 by default, at most 100.
+local function v2_list(key)
+  return function(ctx)
+    local q, list = ctx.query, ctx.tenant.kc[key]
+    local num, size = ctx:paging(q, 25, 100)
+    return v2_page(num, size, #list, key, ctx:page(list, q, 25, 100))
+  end
 end
+
+local list_profiles_v2 = v2_list "profiles"
 
 local PROFILE_TYPES = { ProfileWithoutKnox = true, ProfileWithKnox = true }
 
@@ -680,12 +685,7 @@ local function bulk_unassign_v2(ctx)
   end)
 end
 
-local function list_licenses_v2(ctx)
-  local q = ctx.query
-  local num, size = ctx:paging(q, 25, 100)
-  local items = ctx:page(ctx.tenant.kc.licenses, q, 25, 100)
-  return v2_page(num, size, #ctx.tenant.kc.licenses, "licenses", items)
-end
+local list_licenses_v2 = v2_list "licenses"
 
 local function get_license_v2(ctx)
   return license_or_404(ctx, ctx.params[1], true)

@@ -492,20 +492,21 @@ local function overwrite_profiles(ctx)
 end
 
 function M.routes(router)
-  local function add(method, path, handler)
-    router:add { method = method, path = "^/msp/v1/managedCustomers" .. path, service = "msp", auth = "oauth",
-      scope = "msp.customers", handler = handler }
+  -- an adder for the routes under one base path and scope
+  local function under(base, scope)
+    return function(method, path, handler)
+      router:add { method = method, path = "^/msp/v1/" .. base .. path, service = "msp", auth = "oauth",
+        scope = scope, handler = handler }
+    end
   end
+  local add = under("managedCustomers", "msp.customers")
   add("GET", "$", list_customers)
   add("POST", "$", create_customer)
   add("POST", "/link$", link_customer)
   add("POST", "/delink$", delink_customer)
   add("GET", "/([^/]+)$", get_customer)
   add("PUT", "/([^/]+)$", update_customer)
-  local function prof(method, path, handler)
-    router:add { method = method, path = "^/msp/v1/profiles" .. path, service = "msp", auth = "oauth",
-      scope = "msp.profiles", handler = handler }
-  end
+  local prof = under("profiles", "msp.profiles")
   prof("GET", "$", list_profiles)
   prof("POST", "/copy$", copy_profiles)
   prof("POST", "/overwrite$", overwrite_profiles)

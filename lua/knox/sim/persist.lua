@@ -9,6 +9,8 @@
 --   {"f":"kme:<customerId>","i":5,"d":{...}}   device 5 of that fleet is now d
 --   {"f":"kdp","i":7,"x":true}                 device 7 of the KDP fleet was deleted
 --   {"log":{...}}                              one request log entry (without headers)
+--   {"end":true}                               the end of one request's records: replay
+--                                              applies a request's records only then
 -- At start the journal is replayed over the generated world (same --seed
 -- and --devices, so the same devices and ids): changed, added and deleted
 -- devices of every fleet (KME, Knox Guard, Knox Configure per tenant, KDP)
@@ -60,32 +62,51 @@ end
 function M.attach(sim, path)
   local self = setmetatable({ sim = sim, path = path }, Persist)
   local f = io.open(path, "rb")
+  local torn_tail = false
   if f then
     local n = 0
-    for line in f:lines() do
-      local rec = line ~= "" and json.decode(line)
-      if type(rec) == "table" then
-        n = n + 1
-        if rec.log then
-          local e = rec.log
-          e.restored = true
-          sim.log[#sim.log + 1] = e
-          if type(e.id) == "number" and e.id > sim.log_seq then sim.log_seq = math.tointeger(e.id) or sim.log_seq end
-        elseif rec.f and type(rec.i) == "number" then
-          local fleet = fleet_named(sim.state, rec.f)
-          local i = math.tointeger(rec.i)
-          if fleet and i then
-            if rec.x then
-              if i > fleet.top then fleet.top = i end
-              fleet:delete(i)
-            elseif type(rec.d) == "table" then
-              restore(fleet, i, rec.d)
-            end
+    local function apply(rec)
+      n = n + 1
+      if rec.log then
+        local e = rec.log
+        e.restored = true
+        sim.log[#sim.log + 1] = e
+        if type(e.id) == "number" and e.id > sim.log_seq then sim.log_seq = math.tointeger(e.id) or sim.log_seq end
+      elseif rec.f and type(rec.i) == "number" then
+        local fleet = fleet_named(sim.state, rec.f)
+        local i = math.tointeger(rec.i)
+        if fleet and i then
+          if rec.x then
+            if i > fleet.top then fleet.top = i end
+            fleet:delete(i)
+          elseif type(rec.d) == "table" then
+            restore(fleet, i, rec.d)
           end
         end
       end
     end
+    -- a request's records count only once its {"end":true} line is there:
+    -- a kill in the middle of appending them (a large write is several
+    -- write(2) calls) leaves a tail that is dropped whole, so a device
+    -- change is never kept without the log entry that acknowledged it
+    local pending = {}
+    local last = ""
+    for line in f:lines("L") do
+      last = line
+      local ok, rec = pcall(json.decode, line)
+      if not ok or (rec == nil and line:match "%S") then
+        pending = {} -- a torn line: the request it belonged to is dropped
+      elseif type(rec) == "table" then
+        if rec["end"] then
+          for _, r in ipairs(pending) do apply(r) end
+          pending = {}
+        else
+          pending[#pending + 1] = rec
+        end
+      end
+    end
     f:close()
+    torn_tail = last ~= "" and last:sub(-1) ~= "\n"
     local limit = require("knox.sim").LOG_LIMIT
     while #sim.log > limit do table.remove(sim.log, 1) end
     sim.notes[#sim.notes + 1] = ("knox-sim state: %s (%d records replayed)"):format(path, n)
@@ -94,6 +115,8 @@ function M.attach(sim, path)
   end
   local out, err = io.open(path, "ab")
   if not out then error("knox-sim: cannot write --state " .. path .. ": " .. tostring(err), 0) end
+  -- a torn last line stays a line of its own: new records start on a fresh one
+  if torn_tail then out:write("\n") end
   -- unbuffered: each request's lines go out in one write(2), which a kill
   -- cannot tear in half
   out:setvbuf("no")
@@ -141,6 +164,7 @@ function Persist:after(entry)
     lines[#lines + 1] = json.encode { log = e }
   end
   if #lines > 0 then
+    lines[#lines + 1] = '{"end":true}'
     self.out:write(table.concat(lines, "\n"), "\n")
     self.out:flush()
   end

@@ -14,14 +14,21 @@ OPT      ?= -O2
 WARN      = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
 # -fvisibility=hidden: core.so exports luaopen_knox_core only (core.c marks
 # it), so its knox_* functions cannot clash with a host's symbols.
+# LUA_INCDIR and CPPFLAGS: what LuaRocks passes (rockspec/knox-scm-1.rockspec)
+# on systems where pkg-config does not know lua5.4.
 KCFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(OPT) $(WARN) \
-            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) \
+            $(CPPFLAGS) $(CFLAGS)
 # Lua modules must not link liblua: the host interpreter provides it.
-KLIBS     = $(shell pkg-config --libs libcurl libcjson openssl 2>/dev/null) $(LDFLAGS)
+DEPLIBS   = $(or $(shell pkg-config --libs libcurl libcjson openssl 2>/dev/null),-lcurl -lcjson -lssl -lcrypto)
+KLIBS     = $(DEPLIBS) -lm $(LDFLAGS)
+VERSION   = $(shell sed -n 's/^\#define KNOX_VERSION "\(.*\)"/\1/p' csrc/knox.h)
+LUA_FILES = $(shell find lua -type f -name '*.lua' | LC_ALL=C sort)
 
 LUAPATH   = LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 
-.PHONY: all build deps test test-run check lint bench demo docs clean fuzz valgrind
+.PHONY: all build deps test test-run check lint bench demo docs clean fuzz valgrind \
+        rock rockspecs test-rock static install install-lua
 
 all: deps
 	@$(MAKE) --no-print-directory build
@@ -137,6 +144,99 @@ valgrind: deps
 	  --suppressions=fuzz/valgrind.supp --num-callers=40 --log-file=$(VALGRIND_LOG) \
 	  $(LUA) $(BUSTED) --cpath='build/valgrind/?.so' $(BUSTED_ARGS); \
 	rc=$$?; grep -E 'ERROR SUMMARY|definitely lost|indirectly lost' $(VALGRIND_LOG); exit $$rc
+
+# Source rocks of the working tree (scripts/rock.lua): build/rock/knox-scm-1.src.rock
+# and build/rock/knox-sim-scm-1.src.rock. `make rockspecs` copies the source
+# URL of rockspec/knox-scm-1.rockspec into the knox-sim rockspec.
+ROCK_DIR ?= $(BUILD)/rock
+rock:
+	$(LUA) scripts/rock.lua pack $(ROCK_DIR)
+
+rockspecs:
+	$(LUA) scripts/rock.lua sync
+
+# The suite against the rocks installed, offline, into a fresh tree: the
+# Debian-installed Lua modules are declared provided (scripts/luarocks-debian.sh),
+# and the specs run with only that tree on the paths (KNOX_SPEC_TREE, the
+# `installed` task in .busted): nothing from lua/ or build/.
+ROCK_TREE ?= $(BUILD)/rock-tree
+test-rock: rock
+	rm -rf $(ROCK_TREE)
+	sh scripts/luarocks-debian.sh > $(ROCK_DIR)/luarocks-debian.lua
+	LUAROCKS_CONFIG=$(ROCK_DIR)/luarocks-debian.lua luarocks --lua-version 5.4 install --tree=$(ROCK_TREE) \
+	  $(ROCK_DIR)/knox-scm-1.src.rock
+	LUAROCKS_CONFIG=$(ROCK_DIR)/luarocks-debian.lua luarocks --lua-version 5.4 install --tree=$(ROCK_TREE) \
+	  $(ROCK_DIR)/knox-sim-scm-1.src.rock
+	@t=$$(cd $(ROCK_TREE) && pwd); \
+	echo "knox: the suite against $$t"; \
+	KNOX_SPEC_TREE=$$t LUA_PATH="$$t/share/lua/5.4/?.lua;$$t/share/lua/5.4/?/init.lua;;" \
+	  LUA_CPATH="$$t/lib/lua/5.4/?.so;;" $(LUA) $(BUSTED) --run=installed $(BUSTED_ARGS)
+
+# libknox.a for C hosts: the core's objects (the same as core.so's) and
+# every Lua module as preloadable source text (embed/gen.lua ->
+# $(BUILD)/static/modules.c, registered by embed/openlibs.c's
+# knox_openlibs), linked into one relocatable object whose only global
+# symbols are luaopen_knox_core and knox_openlibs (objcopy), so the core's
+# knox_* functions cannot clash with a host's. $(BUILD)/knox.pc points
+# pkg-config at this tree (include/, $(BUILD)/): PKG_CONFIG_PATH=$(BUILD).
+STATIC_DIR = $(BUILD)/static
+STATIC_LIB = $(BUILD)/libknox.a
+OBJCOPY   ?= objcopy
+static: $(STATIC_LIB) $(BUILD)/knox.pc
+
+$(STATIC_DIR)/modules.c: embed/gen.lua $(LUA_FILES)
+	@mkdir -p $(dir $@)
+	$(LUA) embed/gen.lua $@ lua
+
+$(STATIC_DIR)/%.o: $(STATIC_DIR)/%.c embed/embed.h Makefile
+	$(CC) $(KCFLAGS) -Iembed -c $< -o $@
+
+$(STATIC_DIR)/openlibs.o: embed/openlibs.c embed/embed.h include/knox.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) -Iinclude -Iembed -c $< -o $@
+
+$(STATIC_LIB): $(OBJ) $(STATIC_DIR)/modules.o $(STATIC_DIR)/openlibs.o
+	$(LD) -r -o $(STATIC_DIR)/knox.o $^
+	$(OBJCOPY) --keep-global-symbol=luaopen_knox_core --keep-global-symbol=knox_openlibs $(STATIC_DIR)/knox.o
+	rm -f $@
+	$(AR) rcs $@ $(STATIC_DIR)/knox.o
+
+# knox.pc for prefix P: make_pc P LIBDIR INCLUDEDIR
+make_pc = sed -e 's|@prefix@|$(1)|' -e 's|@libdir@|$(2)|' -e 's|@includedir@|$(3)|' \
+            -e 's|@version@|$(VERSION)|' embed/knox.pc.in
+
+$(BUILD)/knox.pc: embed/knox.pc.in csrc/knox.h Makefile
+	@mkdir -p $(dir $@)
+	$(call make_pc,$(CURDIR),$(abspath $(BUILD)),$(CURDIR)/include) > $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: for distributions and by
+# hand. Lua modules to $(LUADIR), core.so to $(CMODDIR)/knox/, the
+# commands to $(BINDIR), and for C hosts libknox.a, knox.h and knox.pc
+# (whose prefix is PREFIX, not DESTDIR). install-lua is the Lua part alone:
+# the rock's install step (LuaRocks passes its own LUADIR, CMODDIR, BINDIR).
+PREFIX     ?= /usr/local
+LUADIR     ?= $(PREFIX)/share/lua/5.4
+CMODDIR    ?= $(PREFIX)/lib/lua/5.4
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PCDIR      ?= $(LIBDIR)/pkgconfig
+INSTALL    ?= install
+
+install-lua: build
+	@for f in $(LUA_FILES); do \
+	  echo "$(INSTALL) -m 644 $$f $(DESTDIR)$(LUADIR)/$${f#lua/}"; \
+	  $(INSTALL) -D -m 644 $$f "$(DESTDIR)$(LUADIR)/$${f#lua/}" || exit 1; \
+	done
+	$(INSTALL) -D -m 755 $(SO) "$(DESTDIR)$(CMODDIR)/knox/core.so"
+	$(INSTALL) -D -m 755 bin/knox "$(DESTDIR)$(BINDIR)/knox"
+	$(INSTALL) -D -m 755 bin/knox-sim "$(DESTDIR)$(BINDIR)/knox-sim"
+
+install: install-lua static
+	$(INSTALL) -D -m 644 $(STATIC_LIB) "$(DESTDIR)$(LIBDIR)/libknox.a"
+	$(INSTALL) -D -m 644 include/knox.h "$(DESTDIR)$(INCLUDEDIR)/knox.h"
+	@mkdir -p "$(DESTDIR)$(PCDIR)"
+	$(call make_pc,$(PREFIX),$(LIBDIR),$(INCLUDEDIR)) > "$(DESTDIR)$(PCDIR)/knox.pc"
 
 clean:
 	rm -rf build build-asan

@@ -2,6 +2,10 @@ rockspec_format = "3.0"
 package = "knox"
 version = "scm-1"
 
+-- The one place the project's address is written: rockspec/knox-sim-scm-1.rockspec
+-- is made from this file's source table by `make rockspecs` (scripts/rock.lua),
+-- and spec/rockspec_spec.lua fails when the two differ. Change the URL here
+-- when the repository is published.
 source = {
   url = "git+https://example.invalid/knox.git",
 }
@@ -18,23 +22,29 @@ simulator is included for offline tests.
   license = "MIT",
 }
 
-dependencies = {
-  "lua >= 5.4",
-}
--- LuaFileSystem (Debian: lua-filesystem) is optional: with it, a service
+-- The command (bin/knox) and the simulator's command line parse their
+-- arguments with argparse (Debian: lua-argparse), through knox.args; fleet
+-- jobs (knox.job, `knox job`) keep their ledger in SQLite through LuaSQL
+-- (Debian: lua-sql-sqlite3, which needs libsqlite3 to build as a rock).
+--
+-- The simulator (knox.sim, `knox sim`, knox.sim.testing) is installed with
+-- this rock, but its own dependencies (luasocket, luasec, luaossl,
+-- lua-cjson) are the knox-sim rock's (rockspec/knox-sim-scm-1.rockspec), so
+-- a program that only calls Knox builds none of them. Without them
+-- `knox sim` names the missing Debian packages and the rock.
+--
+-- On Debian these Lua modules come from apt, which LuaRocks does not see:
+-- scripts/luarocks-debian.sh writes a LuaRocks configuration that lists
+-- the installed ones as provided (README "Install").
+--
+-- LuaFileSystem (Debian: lua-filesystem) stays optional: with it, a service
 -- file put beside the shipped ones (lua/knox/services/) is found on its
 -- own; without it only the shipped services and package.preload are.
-
--- Fleet jobs (knox.job, `knox job`) keep their ledger in SQLite through
--- LuaSQL (Debian: lua-sql-sqlite3); required only when a job runs.
-
--- The command (bin/knox) and the simulator's command line parse their
--- arguments with lua-argparse (Debian: lua-argparse), through knox.args.
-
--- The simulator (knox.sim, `knox sim`) also needs luasocket, luasec,
--- luaossl and lua-cjson; it is optional and says which package is missing
--- when required without them (Debian: lua-socket lua-sec lua-luaossl
--- lua-cjson).
+dependencies = {
+  "lua >= 5.4",
+  "argparse >= 0.6",
+  "luasql-sqlite3 >= 2.4",
+}
 
 -- Found by library: LuaRocks looks in Debian's multiarch library folders,
 -- and the compiler finds the headers there itself (curl's live under

@@ -63,7 +63,6 @@ describe("knox service commands", function()
 
   describe("the mapping from the registry", function()
     it("reaches every registry method under a unique NOUN VERB, with help from its row", function()
-      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
       local cmds = require "knox.cli.commands"
       local reg = require("knox.services").load()
       local seen, n = {}, 0

@@ -254,9 +254,6 @@ oauth_scope = %s
   end)
 
   describe("provider token export / import (knox.auth)", function()
-    package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-    package.cpath = "build/?.so;" .. package.cpath
-
     it("exports a fetched token with its wall-clock expiry and imports it into a new provider", function()
       local knox = require "knox"
       local core = require "knox.core"

@@ -1,5 +1,6 @@
 -- The knox command, run as a real process.
 local sim_support = require "support.sim"
+local KNOX = require("helpers").KNOX
 
 -- the command's token cache and config file are kept out of the user's
 -- own (~/.cache/knox, ~/.config/knox/config)
@@ -10,7 +11,7 @@ local function run(cmd, env)
   local prefix = "XDG_CACHE_HOME=" .. sim_support.quote(isolated) .. " KNOX_CONFIG=/nonexistent/knox-config "
   for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. sim_support.quote(v) .. " " end
   local errfile = os.tmpname()
-  local p = io.popen(prefix .. "lua5.4 bin/knox " .. cmd .. " 2>" .. errfile)
+  local p = io.popen(prefix .. KNOX .. " " .. cmd .. " 2>" .. errfile)
   local out = p:read "a"
   local _, _, code = p:close()
   local f = io.open(errfile)

@@ -1,6 +1,7 @@
 -- The knox command in a real terminal (tmux): the progress line and the
 -- table; and the shell completion scripts.
 local sim_support = require "support.sim"
+local KNOX = require("helpers").KNOX
 
 local quote = sim_support.quote
 
@@ -19,7 +20,7 @@ describe("knox completion", function()
   local scripts = {}
   setup(function()
     for _, shell in ipairs { "bash", "zsh", "fish" } do
-      local code, out = sh(sim_support.ENV .. "lua5.4 bin/knox completion " .. shell)
+      local code, out = sh(sim_support.ENV .. KNOX .. " completion " .. shell)
       assert.are.equal(0, code, out)
       local file = os.tmpname()
       sim_support.write_file(file, out)
@@ -72,7 +73,7 @@ describe("knox completion", function()
   end)
 
   it("refuses an unknown shell (exit 2)", function()
-    local code = sh(sim_support.ENV .. "lua5.4 bin/knox completion tcsh")
+    local code = sh(sim_support.ENV .. KNOX .. " completion tcsh")
     assert.are.equal(2, code)
   end)
 end)
@@ -136,7 +137,7 @@ describe("knox in a terminal", function()
 
   it("draws a progress line (count, total, percent, rate, ETA) on stderr while --all pages", function()
     local bar
-    in_terminal("lua5.4 bin/knox kme devices list --all --page-size 50 -o jsonl > " .. quote(dir .. "/out.jsonl"),
+    in_terminal(KNOX .. " kme devices list --all --page-size 50 -o jsonl > " .. quote(dir .. "/out.jsonl"),
       function(screen)
         bar = screen:match "kme devices list[^\n]*ETA[^\n]*"
         return bar ~= nil
@@ -154,8 +155,8 @@ describe("knox in a terminal", function()
 
   it("draws no progress line with --quiet, or when stderr is not the terminal", function()
     for _, cmd in ipairs {
-      "lua5.4 bin/knox kme devices list --all --page-size 100 -o jsonl --quiet > /dev/null",
-      "lua5.4 bin/knox kme devices list --all --page-size 100 -o jsonl > /dev/null 2> " .. quote(dir .. "/err"),
+      KNOX .. " kme devices list --all --page-size 100 -o jsonl --quiet > /dev/null",
+      KNOX .. " kme devices list --all --page-size 100 -o jsonl > /dev/null 2> " .. quote(dir .. "/err"),
     } do
       local screens = in_terminal(cmd)
       for _, s in ipairs(screens) do assert.is_nil(s:find("ETA", 1, true), cmd) end
@@ -164,7 +165,7 @@ describe("knox in a terminal", function()
   end)
 
   it("prints a table fitted to the terminal, by default on a terminal", function()
-    local screens = in_terminal("lua5.4 bin/knox kme devices list --page-size 5 --quiet")
+    local screens = in_terminal(KNOX .. " kme devices list --page-size 5 --quiet")
     local screen = screens[#screens]
     local lines = {}
     for l in screen:gmatch "[^\n]+" do lines[#lines + 1] = l end

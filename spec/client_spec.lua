@@ -456,7 +456,7 @@ describe("knox.client against the simulator", function()
 
   it("builds itself from the environment in a real process", function()
     local cmd = ("cd %q && KNOX_BASE_URL=%q KNOX_KEYS_FILE=%q KNOX_CLIENT_ID=%q "
-      .. "LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 -e %q 2>&1")
+      .. helpers.lua_env() .. "lua5.4 -e %q 2>&1")
       :format(".", sim.url, sim.keys_file, sim.client_id,
         "local c = require('knox').client(); local b = c:request('GET', '/kcs/v1/kme/devices/list');"
         .. " io.write(type(b.totalCount))")
@@ -464,8 +464,8 @@ describe("knox.client against the simulator", function()
     local out = p:read "a"
     p:close()
     assert.are.equal("number", out)
-    local p2 = io.popen("KNOX_REGION= KNOX_BASE_URL= LUA_PATH='lua/?.lua;lua/?/init.lua;;' "
-      .. "LUA_CPATH='build/?.so;;' lua5.4 -e \"local ok, e = pcall(require('knox').client); io.write(tostring(e))\"")
+    local p2 = io.popen("KNOX_REGION= KNOX_BASE_URL= " .. helpers.lua_env()
+      .. "lua5.4 -e \"local ok, e = pcall(require('knox').client); io.write(tostring(e))\"")
     local out2 = p2:read "a"
     p2:close()
     assert.matches("KNOX_REGION", out2)

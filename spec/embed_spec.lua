@@ -4,10 +4,13 @@
 -- thread gets. The host is spec/support/embed/threads.c, built here.
 local servers = require "support.http_servers"
 local docs = require "support.embed.docs"
+local helpers = require "helpers"
 
 -- The knox.core this run loads (build/ or, under `make check`, build-asan/).
 local so = assert(package.searchpath("knox.core", package.cpath))
 local build_dir = assert(so:match("^(.*)/knox/core%.so$"), "unexpected path " .. so)
+-- the Lua modules beside it: the checkout's lua/ or the installed tree's
+local lpath = helpers.lua_path():gsub(";;$", "")
 local asan = os.getenv("LD_PRELOAD") ~= nil and os.getenv("LD_PRELOAD"):find("asan", 1, true) ~= nil
 
 -- Children that are tools (nm, cc) run without the sanitizer preload.
@@ -98,8 +101,8 @@ describe("embedding knox.core", function()
       -- the sanitizer runtime is preloaded into it, as into lua5.4, and it
       -- loads the sanitized core.so
       local rounds = asan and 12 or 40
-      local cmd = ("'%s' 2 'lua/?.lua;lua/?/init.lua;spec/?.lua' '%s/?.so' spec/support/embed/worker.lua "
-        .. "'%s' '%s' '%s' %d"):format(host, build_dir, keyfile, dir .. "/expect.lua", srv.url("/echo"), rounds)
+      local cmd = ("'%s' 2 '%s;spec/?.lua' '%s/?.so' spec/support/embed/worker.lua "
+        .. "'%s' '%s' '%s' %d"):format(host, lpath, build_dir, keyfile, dir .. "/expect.lua", srv.url("/echo"), rounds)
       local out, code = sh(cmd)
       local per = ("json=%d sign=%d http=%d"):format(rounds, rounds // 4, rounds // 4)
       assert.are.equal(("thread 1: ok %s\nthread 2: ok %s\n"):format(per, per), out)
@@ -111,7 +114,7 @@ describe("embedding knox.core", function()
       writefile(script, 'sync(); local json = require("knox.core").json\n'
         .. 'if THREAD == 2 then error("thread 2: mismatch", 0) end\n'
         .. 'return "ok " .. json.encode(json.decode("[1,2]"))\n')
-      local out, code = sh(("'%s' 2 'lua/?.lua;lua/?/init.lua' '%s/?.so' '%s'"):format(host, build_dir, script))
+      local out, code = sh(("'%s' 2 '%s' '%s/?.so' '%s'"):format(host, lpath, build_dir, script))
       assert.are.equal("thread 1: ok [1,2]\nthread 2: error: thread 2: mismatch\n", out)
       assert.are.equal(1, code)
     end)

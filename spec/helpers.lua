@@ -1,6 +1,47 @@
 --- Shared helpers for the busted specs.
 local M = {}
 
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- The installed tree the suite runs against, or nil for the checkout.
+-- `make test-rock` installs the rocks into a fresh LuaRocks tree and runs
+-- the suite with KNOX_SPEC_TREE naming it (and only that tree's modules on
+-- LUA_PATH/LUA_CPATH, .busted's `installed` task): then every command a
+-- spec runs is the tree's bin/knox or bin/knox-sim (LuaRocks' wrappers),
+-- and every child Lua process loads knox from the tree. Specs may still
+-- read checkout files as data (fixtures, README, docs/API.md).
+M.TREE = os.getenv("KNOX_SPEC_TREE")
+if M.TREE == "" then M.TREE = nil end
+
+--- The shell words that run the knox command (then its arguments).
+M.KNOX = M.TREE and quote(M.TREE .. "/bin/knox") or "lua5.4 bin/knox"
+
+--- The shell words that run bin/knox-sim; root is the checkout (default ".").
+function M.knox_sim(root)
+  if M.TREE then return quote(M.TREE .. "/bin/knox-sim") end
+  return "lua5.4 " .. quote((root or ".") .. "/bin/knox-sim")
+end
+
+--- LUA_PATH and LUA_CPATH for a child lua5.4 that requires knox: the
+-- tree's, or the checkout's lua/ (root, default ".") and build dir (default
+-- "build"); each ends with ";;" (the defaults after them).
+function M.lua_path(root)
+  if M.TREE then return M.TREE .. "/share/lua/5.4/?.lua;" .. M.TREE .. "/share/lua/5.4/?/init.lua;;" end
+  root = root or "."
+  return root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"
+end
+function M.lua_cpath(build)
+  if M.TREE then return M.TREE .. "/lib/lua/5.4/?.so;;" end
+  return (build or "build") .. "/?.so;;"
+end
+
+--- "LUA_PATH='...' LUA_CPATH='...' " for a shell command line.
+function M.lua_env(root, build)
+  return "LUA_PATH=" .. quote(M.lua_path(root)) .. " LUA_CPATH=" .. quote(M.lua_cpath(build)) .. " "
+end
+
 --- Calls fn(...) expecting it to raise a knox.Error; returns the error.
 -- Fails the spec (with what was raised instead) otherwise.
 function M.raises(fn, ...)

@@ -12,7 +12,8 @@ local knox = require "knox"
 local ROOT = sim.ROOT
 local ASSIGN = "/kcs/v1/kme/devices/assignProfile"
 
-local tmp, rm_ledger = require("helpers").tmpname, require("helpers").rm_ledger
+local helpers = require "helpers"
+local tmp, rm_ledger = helpers.tmpname, helpers.rm_ledger
 
 local function oauth_client(url, oauth, extra)
   local o = { base_url = url, auth = knox.auth.oauth2 { client_id = oauth.client_id,
@@ -38,8 +39,6 @@ end
 
 -- The job child: runs (resumes) the job until it ends or is killed.
 local CHILD = [[
-package.path = arg[1] .. "/lua/?.lua;" .. arg[1] .. "/lua/?/init.lua;" .. package.path
-package.cpath = arg[1] .. "/build/?.so;" .. package.cpath
 local knox = require "knox"
 local c = knox.client { base_url = os.getenv "JOB_URL", max_attempts = tonumber(os.getenv "JOB_ATTEMPTS") or 3,
   auth = knox.auth.oauth2 { client_id = os.getenv "JOB_ID", client_secret = os.getenv "JOB_SECRET",
@@ -57,8 +56,10 @@ local child_file
 local function start_child(env, ledger, csv, profile)
   local vars = {}
   for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. sim.quote(v) end
-  local cmd = ("%s env %s %s %s %s %s %s %s >/dev/null 2>&1 & echo $!"):format(sim.ENV, table.concat(vars, " "),
-    sim.LUA, sim.quote(child_file), sim.quote(ROOT), sim.quote(ledger), sim.quote(csv), sim.quote(profile))
+  -- knox from the checkout (lua/, build/) or the installed tree (helpers.TREE)
+  local cmd = ("%s env %s %s%s %s %s %s %s %s >/dev/null 2>&1 & echo $!"):format(sim.ENV, table.concat(vars, " "),
+    helpers.lua_env(ROOT, ROOT .. "/build"), sim.LUA, sim.quote(child_file), sim.quote(ROOT), sim.quote(ledger),
+    sim.quote(csv), sim.quote(profile))
   local p = assert(io.popen(cmd))
   local pid = tonumber(p:read "l")
   p:close()
@@ -187,9 +188,10 @@ describe("fleet jobs survive crashes", function()
     local function start_once()
       -- started by hand (not support.sim) to know its pid for kill -9
       local out, pidf = tmp(), tmp()
-      local cmd = ("%s sh -c 'echo $$ > %s; exec %s %s/bin/knox-sim --port %d --devices %d --seed jobsim "
+      local cmd = ("%s sh -c 'echo $$ > %s; exec %s --port %d --devices %d --seed jobsim "
         .. "--latency-ms 40 --state %s --max-lifetime 120 --oauth-client %s:%s: >%s 2>&1' </dev/null &")
-        :format(sim.ENV, pidf, sim.LUA, ROOT, port, n, state, oauth.client_id, oauth.client_secret, out)
+        :format(sim.ENV, pidf, (helpers.knox_sim(ROOT):gsub("'", "'\\''")), port, n, state, oauth.client_id,
+          oauth.client_secret, out)
       os.execute(cmd)
       local t0 = socket.gettime()
       local pid

@@ -164,7 +164,7 @@ describe("knox job (the command) and its refusals", function()
 
   local function knox_cmd(args, stdin)
     local errf = os.tmpname()
-    local cmd = env_prefix .. "lua5.4 bin/knox " .. args .. " 2>" .. errf
+    local cmd = env_prefix .. helpers.KNOX .. " " .. args .. " 2>" .. errf
       .. (stdin and (" <" .. stdin) or " </dev/null")
     local p = io.popen(cmd)
     local out = p:read "a"
@@ -178,7 +178,7 @@ describe("knox job (the command) and its refusals", function()
     s = sim.start { devices = 250, seed = "jobcli" }
     local vars = { KNOX_BASE_URL = s.url, KNOX_OAUTH_CLIENT_ID = s.oauth.client_id,
       KNOX_OAUTH_CLIENT_SECRET = s.oauth.client_secret, KNOX_OAUTH_SCOPE = s.oauth.scope, KNOX_TOKEN_CACHE = "0",
-      KNOX_CONFIG = "/nonexistent", LUA_PATH = "lua/?.lua;lua/?/init.lua;;", LUA_CPATH = "build/?.so;;" }
+      KNOX_CONFIG = "/nonexistent", LUA_PATH = helpers.lua_path(), LUA_CPATH = helpers.lua_cpath() }
     local parts = { sim.ENV, "-u KNOX_KEYS_FILE -u KNOX_CLIENT_ID -u KNOX_TENANT -u KNOX_PROFILE " }
     for k, v in pairs(vars) do parts[#parts + 1] = k .. "=" .. sim.quote(v) .. " " end
     env_prefix = table.concat(parts)

@@ -3,6 +3,7 @@
 -- does `knox keys generate -o PATH`, which uses it.
 local lfs = require "lfs"
 local sim_support = require "support.sim"
+local KNOX = require("helpers").KNOX
 
 local core = require "knox.core"
 local knox = require "knox"
@@ -136,7 +137,7 @@ describe("key files", function()
   describe("knox keys generate -o", function()
     it("creates the file owner-only whatever the umask", function()
       local path = dir .. "/keys.json"
-      local code, _, err = run_knox("umask 000 && lua5.4 bin/knox keys generate -o " .. sim_support.quote(path))
+      local code, _, err = run_knox("umask 000 && " .. KNOX .. " keys generate -o " .. sim_support.quote(path))
       assert.are.equal(0, code, err)
       assert.are.equal("rw-------", lfs.attributes(path, "permissions"))
       assert.matches("^knox.Key: RSA%-2048", tostring(core.keys.load(path)))
@@ -145,7 +146,7 @@ describe("key files", function()
     it("refuses a dangling symbolic link: exit 2, the target not created", function()
       local target, link = dir .. "/target.json", dir .. "/link.json"
       symlink(target, link)
-      local code, out, err = run_knox("lua5.4 bin/knox keys generate -o " .. sim_support.quote(link))
+      local code, out, err = run_knox(KNOX .. " keys generate -o " .. sim_support.quote(link))
       assert.are.equal(2, code)
       assert.are.equal("", out)
       assert.matches("symbolic link", err, 1, true)
@@ -156,7 +157,7 @@ describe("key files", function()
     it("refuses an existing file: exit 2, the file unchanged", function()
       local path = dir .. "/keys.json"
       write(path, "old")
-      local code, _, err = run_knox("lua5.4 bin/knox keys generate -o " .. sim_support.quote(path))
+      local code, _, err = run_knox(KNOX .. " keys generate -o " .. sim_support.quote(path))
       assert.are.equal(2, code)
       assert.matches("exists", err, 1, true)
       assert.are.equal("old", read(path))

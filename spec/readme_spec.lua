@@ -2,6 +2,7 @@
 -- simulator through the KNOX_* environment, busted specs (a block with
 -- describe/it) under busted.
 local sim_support = require "support.sim"
+local helpers = require "helpers"
 
 local function blocks(text)
   local out = {}
@@ -31,8 +32,8 @@ describe("README.md", function()
   end)
 
   it("gets its environment from knox sim --env, as it says", function()
-    local ok, _, out = run(sim_support.ENV .. sim_support.LUA .. " " .. sim_support.quote(sim_support.ROOT
-      .. "/bin/knox-sim") .. " --devices 1 --env --max-lifetime 0.5")
+    local ok, _, out = run(sim_support.ENV .. helpers.knox_sim(sim_support.ROOT)
+      .. " --devices 1 --env --max-lifetime 0.5")
     assert.is_true(ok, out)
     for _, v in ipairs { "KNOX_BASE_URL", "KNOX_KEYS_FILE", "KNOX_CLIENT_ID", "KNOX_OAUTH_CLIENT_ID",
       "KNOX_OAUTH_CLIENT_SECRET", "KNOX_OAUTH_SCOPE" } do
@@ -53,17 +54,16 @@ describe("README.md", function()
       "KNOX_OAUTH_CLIENT_ID=" .. sim_support.quote(sim.oauth.client_id),
       "KNOX_OAUTH_CLIENT_SECRET=" .. sim_support.quote(sim.oauth.client_secret),
       "KNOX_OAUTH_SCOPE=" .. sim_support.quote(sim.oauth.scope),
-      "LUA_PATH=" .. sim_support.quote(root .. "/lua/?.lua;" .. root
-        .. "/lua/?/init.lua;" .. root .. "/spec/?.lua;;"),
-      "LUA_CPATH=" .. sim_support.quote(root .. "/build/?.so;;"),
+      "LUA_PATH=" .. sim_support.quote(helpers.lua_path(root):gsub(";;$", ";") .. root .. "/spec/?.lua;;"),
+      "LUA_CPATH=" .. sim_support.quote(helpers.lua_cpath(root .. "/build")),
     }, " ")
     for i, code in ipairs(list) do
       local file = ("%s/sample%d.lua"):format(dir, i)
       sim_support.write_file(file, code)
       local cmd
       if code:find("describe%(") then
-        cmd = ("cd %s && %s%s %s /usr/bin/busted %s"):format(sim_support.quote(root), sim_support.ENV,
-          env, sim_support.LUA, sim_support.quote(file))
+        cmd = ("cd %s && %s%s %s /usr/bin/busted %s%s"):format(sim_support.quote(root), sim_support.ENV,
+          env, sim_support.LUA, helpers.TREE and "--run=installed " or "", sim_support.quote(file))
       else
         cmd = ("cd %s && %s%s %s %s"):format(sim_support.quote(dir), sim_support.ENV, env, sim_support.LUA,
           sim_support.quote(file))

@@ -9,7 +9,8 @@ local sim = require "support.sim"
 local function busted(file)
   local asan = package.cpath:find("build-asan", 1, true)
   local cmd = "cd " .. sim.quote(sim.ROOT) .. " && " .. (asan and "" or sim.ENV) .. sim.LUA .. " /usr/bin/busted "
-    .. (asan and "--cpath='build-asan/?.so' " or "") .. sim.quote(file) .. " 2>&1"
+    .. (asan and "--cpath='build-asan/?.so' " or "") .. (require("helpers").TREE and "--run=installed " or "")
+    .. sim.quote(file) .. " 2>&1"
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   local ok = p:close()

@@ -2,6 +2,7 @@
 -- with plain luasocket (spec/support/sim.lua) and the curl command, never
 -- with the knox library, and sign the legacy JWTs with the openssl command.
 local sim = require "support.sim"
+local KNOX_SIM = require("helpers").knox_sim(sim.ROOT)
 local cjson = require "cjson"
 local socket = require "socket"
 
@@ -94,7 +95,7 @@ describe("knox.sim", function()
 
     it("leaves no generated key files behind when ended by SIGTERM", function()
       local out = os.tmpname()
-      local p = io.popen(("lua5.4 bin/knox sim --port 0 --max-lifetime 60 > %s 2>&1 & echo $!"):format(out))
+      local p = io.popen((require("helpers").KNOX .. " sim --port 0 --max-lifetime 60 > %s 2>&1 & echo $!"):format(out))
       local pid = p:read("n")
       p:close()
       local dir
@@ -125,24 +126,26 @@ describe("knox.sim", function()
     end)
 
     it("rejects bad options with exit status 2 and prints usage on --help", function()
-      local out, rc = shell(sim.quote(sim.LUA) .. " " .. sim.quote(sim.ROOT .. "/bin/knox-sim") .. " --bogus")
+      local out, rc = shell(KNOX_SIM .. " --bogus")
       assert.are.equal(2, rc)
       assert.matches("unknown option %-%-bogus", out)
-      out, rc = shell(sim.quote(sim.LUA) .. " " .. sim.quote(sim.ROOT .. "/bin/knox-sim") .. " --help")
+      out, rc = shell(KNOX_SIM .. " --help")
       assert.are.equal(0, rc)
       assert.matches("%-%-oauth%-client ID:SECRET:SCOPES", out)
-      out, rc = shell(sim.quote(sim.LUA) .. " " .. sim.quote(sim.ROOT .. "/bin/knox-sim") .. " --port 70000")
+      out, rc = shell(KNOX_SIM .. " --port 70000")
       assert.are.equal(2, rc)
       assert.matches("%-%-port", out)
     end)
 
     it("names the missing Debian package when a dependency is absent", function()
       local out, rc = shell("cd " .. sim.quote(sim.ROOT) .. " && " .. sim.quote(sim.LUA)
-        .. " -e 'package.cpath=\"\" package.path=\"lua/?.lua;lua/?/init.lua\" require \"knox.sim\"'")
+        .. " -e 'package.cpath=\"\" package.path=\"" .. require("helpers").lua_path():gsub(";;$", "")
+        .. "\" require \"knox.sim\"'")
       assert.are_not.equal(0, rc)
       assert.matches("lua%-socket", out)
       assert.matches("lua%-cjson", out)
       assert.matches("apt%-get install", out)
+      assert.matches("luarocks install knox-sim", out, 1, true)
     end)
 
     it("never uses knox.core or the knox library", function()
@@ -1381,7 +1384,7 @@ describe("knox.sim process", function()
     Lk.close()
     assert.are.equal(200, s:request("GET", "/kcs/v1/kme/devices/list", { headers = h }).status)
     s:stop()
-    local out, rc = shell(sim.quote(sim.LUA) .. " " .. sim.quote(sim.ROOT .. "/bin/knox-sim") .. " --keys "
+    local out, rc = shell(KNOX_SIM .. " --keys "
       .. dir .. "/none.json --client-id x --stdin-eof < /dev/null")
     shell("rm -r " .. dir)
     assert.are.equal(1, rc)
@@ -1396,13 +1399,13 @@ describe("knox.sim process", function()
     c:settimeout(2)
     assert.is_nil(c:connect("127.0.0.1", port))
     c:close()
-    local out, rc = shell(sim.quote(sim.LUA) .. " " .. sim.quote(sim.ROOT .. "/bin/knox-sim")
+    local out, rc = shell(KNOX_SIM
       .. " --devices 1 --max-lifetime 0.3")
     assert.are.equal(0, rc)
     assert.matches("^knox%-sim listening on http://", out)
     for _, sig in ipairs { "TERM", "INT" } do
       local outf = os.tmpname()
-      local pid = shell(sim.quote(sim.LUA) .. " " .. sim.quote(sim.ROOT .. "/bin/knox-sim")
+      local pid = shell(KNOX_SIM
         .. " --devices 1 --max-lifetime 60 >" .. outf .. " 2>&1 & echo $!"):match("%d+")
       local deadline = socket.gettime() + 10
       while not (sim.read_file(outf) or ""):find("\n") and socket.gettime() < deadline do socket.sleep(0.01) end

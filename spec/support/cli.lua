@@ -5,6 +5,7 @@
 --   local run = cli.runner { config = path }     -- optional KNOX_CONFIG
 --   local code, out, err = run("kme devices list", { KNOX_BASE_URL = url }, stdin_text)
 local sim_support = require "support.sim"
+local helpers = require "helpers"
 
 local M = {}
 
@@ -42,7 +43,7 @@ function M.runner(opts)
       infile = os.tmpname()
       sim_support.write_file(infile, stdin)
     end
-    local p = io.popen(prefix .. "lua5.4 bin/knox " .. args .. " 2>" .. errfile .. " <" .. (infile or "/dev/null"))
+    local p = io.popen(prefix .. helpers.KNOX .. " " .. args .. " 2>" .. errfile .. " <" .. (infile or "/dev/null"))
     local out = p:read "a"
     local _, _, code = p:close()
     local err = sim_support.read_file(errfile) or ""

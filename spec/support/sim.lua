@@ -13,6 +13,8 @@ local socket = require "socket"
 local cjson = require "cjson"
 local mime = require "mime"
 
+local helpers = require "helpers"
+
 local M = {}
 
 local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/support/sim%.lua$")) or "."
@@ -210,7 +212,10 @@ end
 
 --- The command line for the simulator with these options (see start).
 function M.command(opts)
-  local args = { M.LUA, ROOT .. "/bin/knox-sim", "--port", opts.port or 0 }
+  -- the installed tree's bin/knox-sim (a LuaRocks wrapper) under `make test-rock`
+  local args = helpers.TREE and { helpers.TREE .. "/bin/knox-sim" } or { M.LUA, ROOT .. "/bin/knox-sim" }
+  args[#args + 1] = "--port"
+  args[#args + 1] = opts.port or 0
   if opts.stdin_eof ~= false then args[#args + 1] = "--stdin-eof" end
   if opts.max_lifetime ~= false then
     args[#args + 1] = "--max-lifetime"

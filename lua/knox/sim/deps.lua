@@ -1,8 +1,9 @@
 --- knox.sim's dependencies: the Debian-packaged Lua modules it runs on.
 -- The simulator deliberately does not use knox.core (its JSON and crypto
 -- are independent, so specs that pass against it cross-check the library);
--- these modules are optional dependencies of the rock, so a missing one is
--- reported by the Debian package that provides it.
+-- these modules are the knox-sim rock's dependencies, not the knox rock's
+-- (rockspec/knox-sim-scm-1.rockspec), so a missing one is reported by the
+-- Debian package that provides it and by that rock.
 local M = {}
 
 local NEEDED = {
@@ -26,7 +27,8 @@ function M.check()
   end
   if #names > 0 then
     error("knox.sim needs " .. table.concat(names, ", ")
-      .. " for Lua 5.4; install with: apt-get install " .. table.concat(pkgs, " "), 0)
+      .. " for Lua 5.4; install with: apt-get install " .. table.concat(pkgs, " ")
+      .. " (or with LuaRocks: luarocks install knox-sim)", 0)
   end
 end
 

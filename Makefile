@@ -63,9 +63,12 @@ check: deps
 	  $(LUA) $(BUSTED) --cpath='build-asan/?.so' $(BUSTED_ARGS)
 
 lint: deps
-	luacheck -q $(wildcard lua spec bench examples) bin/knox
+	luacheck -q $(wildcard lua spec bench examples scripts embed) bin/knox bin/knox-sim
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	  --std=c11 --inline-suppr --suppress=toomanyconfigs -I/usr/include/lua5.4 csrc
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	  --std=c11 --inline-suppr --suppress=toomanyconfigs -I/usr/include/lua5.4 -Iinclude -Iembed \
+	  embed examples/embed spec/support/embed
 
 bench: deps
 	@$(MAKE) --no-print-directory build

@@ -19,8 +19,8 @@
 -- fetching anything. A rock packed from the published URL is made the
 -- usual way instead: `luarocks pack rockspec/knox-scm-1.rockspec`.
 --
--- `lua5.4 scripts/rock.lua --module` returns the module table (the spec
--- uses M.source_block).
+-- loadfile("scripts/rock.lua")("--module") returns the module table (the
+-- spec uses M.source_block).
 local M = {}
 
 M.VERSION = "scm-1"
@@ -121,10 +121,11 @@ local function pack(out)
   end
 end
 
-if arg and arg[1] == "--module" then return M end
-if arg and arg[1] == "pack" then
-  pack(arg[2])
-elseif arg and arg[1] == "sync" then
+local command, dir = ...
+if command == "--module" then return M end
+if command == "pack" then
+  pack(dir)
+elseif command == "sync" then
   sync()
 else
   fail("usage: lua5.4 scripts/rock.lua pack OUTDIR | sync")

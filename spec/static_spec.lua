@@ -135,6 +135,12 @@ describe("libknox.a", function()
 
   it_here("runs examples/embed/threads.c: two lua_States on two threads, real requests at once, 3 runs", function()
     local host = build_host("threads", "examples/embed/threads.c", "-lpthread")
+    for _, bad in ipairs { "0", "5x", "1001" } do
+      local code, out, err = run(host_env() .. quote(host) .. " " .. bad)
+      assert.are.equal(2, code)
+      assert.are.equal("", out)
+      assert.matches("^usage: .*threads %[ROUNDS%]", err)
+    end
     local rounds = helpers.scaled(8)
     for attempt = 1, 3 do
       s:reset()

@@ -107,7 +107,9 @@ static void *run(void *p)
 int main(int argc, char **argv)
 {
   long rounds = 5;
-  if (argc > 2 || (argc == 2 && ((rounds = strtol(argv[1], NULL, 10)) < 1 || rounds > 1000))) {
+  char *end = NULL;
+  if (argc == 2) rounds = strtol(argv[1], &end, 10);
+  if (argc > 2 || (argc == 2 && (end == argv[1] || *end != '\0' || rounds < 1 || rounds > 1000))) {
     fprintf(stderr, "usage: %s [ROUNDS]   (1 to 1000, default 5)\n", argv[0]);
     return 2;
   }

@@ -12,9 +12,10 @@
 -- `pack` takes the files git knows or would add (tracked and untracked,
 -- not ignored: `git ls-files -co --exclude-standard`), so uncommitted work
 -- is in the rock and build output is not. It puts them in one tarball,
--- gives each rockspec a source table pointing at that tarball
--- (file://OUTDIR/knox-scm-1.tar.gz, dir knox-scm-1) and runs `luarocks
--- pack` on it: a .src.rock holds its rockspec and that tarball, and
+-- gives the knox rockspec a source table pointing at that tarball
+-- (file://OUTDIR/knox-scm-1.tar.gz, dir knox-scm-1; knox-sim, which
+-- installs nothing, gets one with the licence alone) and runs `luarocks
+-- pack` on each: a .src.rock holds its rockspec and that tarball, and
 -- `luarocks install X.src.rock` builds from the tarball inside it without
 -- fetching anything. A rock packed from the published URL is made the
 -- usual way instead: `luarocks pack rockspec/knox-scm-1.rockspec`.
@@ -110,8 +111,14 @@ local function pack(out)
     quote(out .. "/files"), quote("s,^," .. dir .. "/,")))
   os.remove(out .. "/files")
 
-  local block = ('source = {\n  url = "file://%s/%s.tar.gz",\n  dir = "%s",\n}'):format(out, dir, dir)
+  -- knox-sim installs nothing of its own: its tarball carries the licence only
+  local sim_dir = "knox-sim-" .. M.VERSION
+  run(("tar -czf %s --transform %s LICENSE"):format(quote(out .. "/" .. sim_dir .. ".tar.gz"),
+    quote("s,^," .. sim_dir .. "/,")))
+
   for _, spec in ipairs { M.MAIN, M.SIM } do
+    local d = spec == M.SIM and sim_dir or dir
+    local block = ('source = {\n  url = "file://%s/%s.tar.gz",\n  dir = "%s",\n}'):format(out, d, d)
     local text = M.with_source(read(spec), block)
     if not text then fail(spec .. " has no top-level `source = { ... }`") end
     local name = spec:match "[^/]+$"

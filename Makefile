@@ -42,9 +42,12 @@ $(BUILD)/obj/%.o: csrc/%.c $(HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) -c $< -o $@
 
+# LIBFLAG: how a Lua module is linked here (LuaRocks passes its own, e.g.
+# -bundle -undefined dynamic_lookup on macOS)
+LIBFLAG  ?= -shared
 $(SO): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $(OBJ) $(KLIBS)
+	$(CC) $(LIBFLAG) -o $@ $(OBJ) $(KLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory test-run
@@ -213,8 +216,8 @@ $(BUILD)/knox.pc: embed/knox.pc.in csrc/knox.h Makefile
 	$(call make_pc,$(CURDIR),$(abspath $(BUILD)),$(CURDIR)/include) > $@
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: for distributions and by
-# hand. Lua modules to $(LUADIR), core.so to $(CMODDIR)/knox/, the
-# commands to $(BINDIR), and for C hosts libknox.a, knox.h and knox.pc
+# hand. Lua modules to $(LUADIR), core.so to $(CMODDIR)/knox/, bin/* (the
+# commands) to $(BINDIR), and for C hosts libknox.a, knox.h and knox.pc
 # (whose prefix is PREFIX, not DESTDIR). install-lua is the Lua part alone:
 # the rock's install step (LuaRocks passes its own LUADIR, CMODDIR, BINDIR).
 PREFIX     ?= /usr/local
@@ -232,8 +235,10 @@ install-lua: build
 	  $(INSTALL) -D -m 644 $$f "$(DESTDIR)$(LUADIR)/$${f#lua/}" || exit 1; \
 	done
 	$(INSTALL) -D -m 755 $(SO) "$(DESTDIR)$(CMODDIR)/knox/core.so"
-	$(INSTALL) -D -m 755 bin/knox "$(DESTDIR)$(BINDIR)/knox"
-	$(INSTALL) -D -m 755 bin/knox-sim "$(DESTDIR)$(BINDIR)/knox-sim"
+	@for f in $(wildcard bin/*); do \
+	  echo "$(INSTALL) -m 755 $$f $(DESTDIR)$(BINDIR)/$${f#bin/}"; \
+	  $(INSTALL) -D -m 755 $$f "$(DESTDIR)$(BINDIR)/$${f#bin/}" || exit 1; \
+	done
 
 install: install-lua static
 	$(INSTALL) -D -m 644 $(STATIC_LIB) "$(DESTDIR)$(LIBDIR)/libknox.a"

@@ -55,18 +55,19 @@ external_dependencies = {
   CJSON = { library = "cjson" },
 }
 
--- Built by the project's Makefile (as luasocket and luasec are), not by the
+-- Built by the project's Makefile (LuaRocks' make type), not by the
 -- builtin type: the builtin type compiles with LuaRocks' CFLAGS only, so
 -- core.so would export every knox_* function of the core, where `make`
 -- builds it with -fvisibility=hidden and exports luaopen_knox_core alone
 -- (a host process loads other C modules too). It also keeps one list of
--- what is installed -- every lua/**/*.lua, core.so, bin/knox, bin/knox-sim
--- (the Makefile's install-lua) -- so no new module can be left out.
+-- what is installed -- every lua/**/*.lua, core.so, every bin/* command
+-- (the Makefile's install-lua) -- so no new module or command can be left out.
 build = {
   type = "make",
   build_target = "build",
   build_variables = {
     CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",   -- how this platform links a Lua module (-shared on Linux)
     -- warnings on, but a newer compiler's new warning must not fail a user's
     -- install (`make build` in CI keeps -Werror)
     WARN = "-Wall -Wextra",

@@ -4,7 +4,7 @@ version = "scm-1"
 
 -- The one place the project's address is written: rockspec/knox-sim-scm-1.rockspec
 -- is made from this file's source table by `make rockspecs` (scripts/rock.lua),
--- and spec/rockspec_spec.lua fails when the two differ. Change the URL here
+-- and spec/install_spec.lua fails when the two differ. Change the URL here
 -- when the repository is published.
 source = {
   url = "git+https://example.invalid/knox.git",

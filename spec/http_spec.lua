@@ -211,6 +211,18 @@ describe("knox.Session", function()
       for k in pairs(h) do assert.are.equal(k:lower(), k) end
     end)
 
+    it("gives each response its own values of the common header names", function()
+      for _, v in ipairs { "one", "two", "two", "a-value-of-more-than-forty-bytes-in-all-xxxxxxxx", "one" } do
+        local _, h = S:request { url = srv.url("/common?v=" .. v) }
+        assert.are.equal(v, h.server)
+        assert.are.equal(v:rep(10), h.etag)
+        assert.are.equal("text/" .. v, h["content-type"])
+        assert.are.equal("a, " .. v, h.vary)
+        assert.are.equal("2", h["content-length"])
+        for k in pairs(h) do assert.are.equal(k:lower(), k) end
+      end
+    end)
+
     it("passes the Date header through (the client corrects clock skew with it)", function()
       local _, h = S:request { url = srv.url("/echo") }
       assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$", h.date)

@@ -35,8 +35,11 @@ local REQUEST_ID = { "x-request-id", "x-amzn-requestid", "x-amz-request-id", "x-
 -- line, at most 128 bytes), or nil.
 function M.request_id(h, exact)
   if h == nil then return nil end
-  for _, name in ipairs(REQUEST_ID) do
-    local v = get(h, name, exact)
+  for i = 1, #REQUEST_ID do
+    local name = REQUEST_ID[i]
+    -- exact (the transport's table): most responses carry none of them,
+    -- so look before calling get
+    local v = (not exact or h[name] ~= nil) and get(h, name, exact)
     if v then
       v = one_line(v, 128)
       if v ~= "" then return v end

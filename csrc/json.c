@@ -5,7 +5,13 @@
  * growable buffer (no intermediate tree), so integers stay exact and there is
  * one allocation per doubling rather than one per value.
  *
- * Decoding parses with cJSON and walks the tree into Lua values. cJSON keeps
+ * Decoding first tries one strict pass from the text straight to Lua values
+ * (struct fast, above l_decode: the cursor's string and number scanners,
+ * no tree), which takes every well-formed text of ordinary shape.
+ * Anything it does not take -- every error, and a few edge cases -- goes the
+ * cJSON way described next, so errors and their offsets are that path's.
+ *
+ * The cJSON path parses with cJSON and walks the tree into Lua values. cJSON keeps
  * numbers only as doubles and is lenient in places RFC 8259 is not, so the
  * walk keeps a cursor into the source text in document order: it re-reads
  * each number literal (integers come out exact, up to int64) and each string
@@ -1409,7 +1415,7 @@ static int l_decode_split(lua_State *L)
   return 1;
 }
 
-/* The fast path: one strict pass from the text straight to Lua values,
+/* The fast path (see the banner): one strict pass from the text to Lua values,
  * with the cursor's own scanners (scan_string, scan_number) and RFC 8259's
  * four whitespace bytes, and no cJSON tree to build, walk and free. It
  * takes only what the cJSON path would take and decodes it to the same

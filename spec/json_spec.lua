@@ -685,7 +685,8 @@ describe("knox.json", function()
     local LONG = "1." .. ("0"):rep(70) .. "1"
     local function slow(text) return json.decode("[" .. text .. "," .. LONG .. "]")[1] end
     local function ws(r) return ({ "", " ", "\n", "\t", "\r\n  " })[r(5)] end
-    local pieces = { "a", "é", "\\n", "\\\"", "\\\\", "\\/", "\\u00e9", "\\ud83d\\ude00", "\\u0000", "x y", "日本", "\\t" }
+    local pieces = { "a", "é", "\\n", "\\\"", "\\\\", "\\/", "\\u00e9", "\\ud83d\\ude00", "\\u0000", "x y", "日本",
+      "\\t" }
     local function gen(r, depth)
       local k = r(depth > 3 and 6 or 8)
       if k == 1 then return tostring(r(2000000) - 1000000) end

@@ -119,7 +119,7 @@ end
 ---------------------------------------------------------------------------
 -- Rows, notes, plots
 
-M.rows, M.notes, M.plots, M.commands = {}, {}, {}, {}
+M.rows, M.notes, M.plots, M.commands, M.others = {}, {}, {}, {}, {}
 
 --- Adds a row; a missing peer has value = "skipped" and a note.
 function M.row(r)

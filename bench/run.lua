@@ -20,6 +20,8 @@ local GROUPS = {
   { ids = { "B7" }, file = "bench/b_sign.lua" },
   { ids = { "B8", "B9", "B11" }, file = "bench/b_sim.lua" },
   { ids = { "B10" }, file = "bench/b_governor.lua" },
+  -- the older scripts, not in the table: their own output, kept in the report
+  { ids = { "X" }, file = "bench/other.lua" },
 }
 
 local only = {}
@@ -176,6 +178,20 @@ if #lib.plots > 0 then
     w(("### %s"):format(p.title))
     w()
     w(("![%s](%s%s)"):format(p.title, prefix, rel))
+    w()
+  end
+end
+if #lib.others > 0 then
+  w("## Other benchmarks (not in the table)")
+  w()
+  w("Scripts of earlier issues, run as they are (each prints its own figures and asserts nothing):")
+  w()
+  for _, o in ipairs(lib.others) do
+    w(("### `%s` (%.0f s)"):format(o.cmd, o.seconds))
+    w()
+    w("```")
+    w((o.out:gsub("%s+$", "")))
+    w("```")
     w()
   end
 end

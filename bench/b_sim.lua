@@ -107,11 +107,12 @@ set ylabel 'peak RSS (MiB)'
 set logscale x 10
 set xrange [%d:%d]
 set yrange [0:70]
+set ytics 10
 set grid
 set key bottom right
 set format x '%%.0s%%c'
 plot '%s' using 1:2 with linespoints lw 2 pt 7 title 'peak RSS (VmHWM)', \
-  64 with lines lc rgb '#cc3333' dt 3 title 'limit: 64 MB'
+  64e6 / 1048576 with lines lc rgb '#cc3333' dt 3 title 'limit: 64 MB (61 MiB)'
 ]]):format(sizes[1] // 2, sizes[#sizes] * 2, file))
 end
 

@@ -16,12 +16,15 @@ local servers = require "support.http_servers"
 local M = {}
 
 M.QUICK = os.getenv("BENCH_QUICK") == "1"
+M.PARTIAL = (os.getenv("BENCH_ONLY") or ""):match("%S") ~= nil
 -- where a run writes: the committed report and plots for a full run,
--- build/bench/ for a quick (smoke) run, so that it never overwrites them
+-- build/bench/ for a quick (smoke) or partial (BENCH_ONLY) run, so that
+-- neither overwrites them
 M.WORK = "build/bench"
 M.ROOT = os.getenv("PWD") or "."
-M.OUT = os.getenv("BENCH_OUT") or (M.QUICK and M.WORK or ".")
-M.PLOTS = M.QUICK and M.WORK or "bench/plots"
+M.FULL = not M.QUICK and not M.PARTIAL
+M.OUT = os.getenv("BENCH_OUT") or (M.FULL and "." or M.WORK)
+M.PLOTS = M.FULL and "bench/plots" or M.WORK
 M.LUA = "lua5.4"
 -- Debian's python3 (python3-requests, python3-jwt), whatever PATH says
 M.PYTHON = "/usr/bin/python3"

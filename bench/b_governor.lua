@@ -8,14 +8,14 @@
 -- B10 of bench/run.lua (BENCH_ONLY=B10 make bench runs it alone). Writes
 -- the per-second series (admitted/s, 429/s, the governor's rate) to
 -- governor.dat beside the plot, governor.png (bench/plots/, or build/bench/
--- for BENCH_QUICK=1, which runs 200 calls and a 20 s B).
+-- for BENCH_QUICK=1, which runs 100 calls and a 12 s B).
 local sim = require "support.sim"
 local knox = require "knox"
 local core = require "knox.core"
 
 local QUICK = os.getenv "BENCH_QUICK" == "1"
-local CALLS = QUICK and 200 or 2000
-local HALVE_AT, HALVE_END = QUICK and 10 or 30, QUICK and 20 or 60
+local CALLS = QUICK and 100 or 2000
+local HALVE_AT, HALVE_END = QUICK and 6 or 30, QUICK and 12 or 60
 
 local function client_for(s)
   return knox.client { base_url = s.url, auth = knox.auth.oauth2 { client_id = s.oauth.client_id,

@@ -73,9 +73,14 @@ lint: deps
 	  --std=c11 --inline-suppr --suppress=toomanyconfigs -I/usr/include/lua5.4 -Iinclude -Iembed \
 	  embed examples/embed spec/support/embed
 
+# The benchmark table (bench/run.lua): writes BENCHMARKS.md and
+# bench/plots/. BENCH_QUICK=1 shrinks every benchmark (a smoke run of about
+# a minute into build/bench/); BENCH_ONLY=B1,B6 runs some groups only.
+BENCH_QUICK ?=
+BENCH_ONLY  ?=
 bench: deps
 	@$(MAKE) --no-print-directory build
-	@for b in bench/*.lua; do echo "== $$b"; $(LUAPATH) $(LUA) $$b || exit 1; done
+	BENCH_QUICK=$(BENCH_QUICK) BENCH_ONLY=$(BENCH_ONLY) $(LUAPATH) $(LUA) bench/run.lua
 
 demo: deps
 	@$(MAKE) --no-print-directory build

@@ -91,7 +91,7 @@ static void request_event(lua_State *L, int ev, const Session *S, const Transfer
   lua_setfield(L, -2, "method");
   knox_http_set_request_fields(L, req);
   if (block != NULL) {
-    knox_http_push_header_block(L, block, blen, 1, 1);
+    knox_http_push_header_block(L, block, blen, 1, 1, 0);
   } else {
     lua_newtable(L);
     int tbl = lua_gettop(L);
@@ -129,7 +129,7 @@ static void response_event(lua_State *L, int ev, const Transfer *t)
     lua_pushstring(L, ver);
     lua_setfield(L, -2, "http_version");
   }
-  knox_http_push_header_block(L, t->head.data, t->head.len, 1, 1);
+  knox_http_push_header_block(L, t->head.data, t->head.len, 1, 1, 0);
   lua_setfield(L, -2, "headers");
   set_preview(L, t->body.data != NULL ? t->body.data : "", t->body.len);
   set_seconds(L, t->easy, CURLINFO_TOTAL_TIME_T, "total_time");

@@ -51,13 +51,62 @@ static int rawfield(lua_State *L, int idx, int key)
   return lua_rawget(L, idx);
 }
 
-/* Appends one line to t->headers; raises "out of memory" (t keeps the
- * list, so nothing leaks). */
-static void append_line(lua_State *L, Transfer *t, const char *line)
+/* Where the next header line of the request goes in t->headers. The list
+ * of the last request on this transfer is kept and walked in step: a line
+ * equal to the one already there (a client sends the same Accept and the
+ * same token header request after request) stays, with no allocation;
+ * from the first that differs, the rest of the old list is freed and new
+ * lines are appended. t->headers is a whole list at every step, so a raise
+ * leaks nothing. */
+typedef struct {
+  struct curl_slist **at;
+} Lines;
+
+/* Puts the line (NUL-terminated, len bytes) at ls->at; raises "out of
+ * memory". */
+static void put_line(lua_State *L, Lines *ls, const char *line, size_t len)
 {
-  struct curl_slist *nl = curl_slist_append(t->headers, line);
+  struct curl_slist *cur = *ls->at;
+  if (cur != NULL && strncmp(cur->data, line, len + 1) == 0) {
+    ls->at = &cur->next;
+    return;
+  }
+  *ls->at = NULL;
+  curl_slist_free_all(cur);
+  struct curl_slist *nl = curl_slist_append(NULL, line);
   if (nl == NULL) luaL_error(L, "out of memory");
-  t->headers = nl;
+  *ls->at = nl;
+  ls->at = &nl->next;
+}
+
+/* Ends the list at ls->at: drops what is left of the old one. */
+static void end_lines(Lines *ls)
+{
+  struct curl_slist *rest = *ls->at;
+  *ls->at = NULL;
+  curl_slist_free_all(rest);
+}
+
+/* Puts "name" sep " value" (value may be NULL) as a line. */
+static void put_header_line(lua_State *L, Lines *ls, const char *name, size_t nlen, char sep,
+                            const char *val, size_t vlen)
+{
+  char small[512];
+  size_t len = nlen + 1 + (val != NULL ? 1 + vlen : 0);
+  if (len < sizeof small) {
+    memcpy(small, name, nlen);
+    small[nlen] = sep;
+    if (val != NULL) {
+      small[nlen + 1] = ' ';
+      memcpy(small + nlen + 2, val, vlen);
+    }
+    small[len] = '\0';
+    put_line(L, ls, small, len);
+  } else {
+    const char *line = val != NULL ? lua_pushfstring(L, "%s%c %s", name, sep, val) : lua_pushfstring(L, "%s%c", name, sep);
+    put_line(L, ls, line, len);
+    lua_pop(L, 1);
+  }
 }
 
 static void load_timeout(lua_State *L, int idx, const Session *S, Req *r, int argn, lua_Integer item)
@@ -107,9 +156,9 @@ static void load_url(lua_State *L, int idx, Req *r, int argn, lua_Integer item)
 enum { HAS_CTYPE = 1, HAS_EXPECT = 2 };
 
 /* One entry of a headers table, name at -2 and value at -1: checks it and,
- * with t != NULL, appends its line to t->headers. Returns its HAS_* flags;
- * may leave values above the entry (the caller resets the stack). */
-static int load_header(lua_State *L, Transfer *t, int argn, lua_Integer item)
+ * with ls != NULL, puts its line. Returns its HAS_* flags; may leave values
+ * above the entry (the caller resets the stack). */
+static int load_header(lua_State *L, Lines *ls, int argn, lua_Integer item)
 {
   size_t nlen, vlen = 0;
   if (lua_type(L, -2) != LUA_TSTRING) knox_http_req_error(L, argn, item, "header names must be strings");
@@ -129,34 +178,28 @@ static int load_header(lua_State *L, Transfer *t, int argn, lua_Integer item)
   int flags = 0;
   if (strcasecmp(name, "content-type") == 0) flags |= HAS_CTYPE;
   if (strcasecmp(name, "expect") == 0) flags |= HAS_EXPECT;
-  if (t != NULL) {
+  if (ls != NULL) {
     /* "Name: value"; "Name;" sends an empty value; "Name:" (false)
      * removes a header curl would add */
-    const char *line = val == NULL ? lua_pushfstring(L, "%s:", name)
-                     : vlen == 0 ? lua_pushfstring(L, "%s;", name)
-                     : lua_pushfstring(L, "%s: %s", name, val);
-    append_line(L, t, line);
-    lua_pop(L, 1);
+    if (val == NULL) put_header_line(L, ls, name, nlen, ':', NULL, 0);
+    else if (vlen == 0) put_header_line(L, ls, name, nlen, ';', NULL, 0);
+    else put_header_line(L, ls, name, nlen, ':', val, vlen);
   }
   return flags;
 }
 
-/* The headers field: checks every entry and, with t != NULL, replaces
- * t->headers with their lines. Returns the HAS_* flags of all entries. */
-static int load_headers(lua_State *L, int idx, Transfer *t, int argn, lua_Integer item)
+/* The headers field: checks every entry and, with ls != NULL, puts their
+ * lines. Returns the HAS_* flags of all entries. */
+static int load_headers(lua_State *L, int idx, Lines *ls, int argn, lua_Integer item)
 {
   int flags = 0;
   int ty = rawfield(L, idx, K_HEADERS);
   if (ty != LUA_TNIL && ty != LUA_TTABLE) knox_http_req_error(L, argn, item, "field 'headers' must be a table");
-  if (t != NULL) {
-    curl_slist_free_all(t->headers);
-    t->headers = NULL;
-  }
   if (ty == LUA_TTABLE) {
     int h = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, h) != 0) {
-      flags |= load_header(L, t, argn, item);
+      flags |= load_header(L, ls, argn, item);
       lua_settop(L, h + 1);
     }
   }
@@ -203,12 +246,12 @@ static void load_body(lua_State *L, int idx, Req *r, int argn, lua_Integer item)
 
 /* For a request with a body: no 100-continue round trip; no invented form
  * Content-Type (unless the caller set those headers). */
-static void add_body_headers(lua_State *L, Transfer *t, int flags)
+static void add_body_headers(lua_State *L, Lines *ls, int flags)
 {
   const char *extra[2] = {(flags & HAS_EXPECT) ? NULL : "Expect:",
                           (flags & HAS_CTYPE) ? NULL : "Content-Type:"};
   for (int k = 0; k < 2; k++) {
-    if (extra[k] != NULL) append_line(L, t, extra[k]);
+    if (extra[k] != NULL) put_line(L, ls, extra[k], strlen(extra[k]));
   }
 }
 
@@ -218,8 +261,13 @@ void knox_http_load_request(lua_State *L, int idx, const Session *S, Transfer *t
   load_timeout(L, idx, S, r, argn, item);
   load_method(L, idx, r, argn, item);
   load_url(L, idx, r, argn, item);
-  int flags = load_headers(L, idx, t, argn, item);
+  Lines ls = {t != NULL ? &t->headers : NULL};
+  Lines *lp = t != NULL ? &ls : NULL;
+  int flags = load_headers(L, idx, lp, argn, item);
   load_replayable(L, idx, r, argn, item);
   load_body(L, idx, r, argn, item); /* the body (or nil) stays on the stack */
-  if (t != NULL && r->body != NULL) add_body_headers(L, t, flags);
+  if (lp != NULL) {
+    if (r->body != NULL) add_body_headers(L, lp, flags);
+    end_lines(lp);
+  }
 }

@@ -21,6 +21,7 @@
 #include "http_debug.h"
 #include "http_error.h"
 #include "http_request.h"
+#include "http_text.h"
 #include "http_transfer.h"
 
 #include <limits.h>
@@ -414,7 +415,8 @@ void knox_http_session_register(lua_State *L, const luaL_Reg *methods)
     luaL_setfuncs(L, meta, 0);
     lua_createtable(L, 0, n);
     knox_http_push_keys(L);
-    luaL_setfuncs(L, methods, 1);
+    knox_http_push_header_names(L);
+    luaL_setfuncs(L, methods, 2);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);

@@ -9,6 +9,7 @@
 #include "http_text.h"
 #include "text.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -286,21 +287,100 @@ void knox_http_join_headers(lua_State *L, int tbl)
   }
 }
 
+/* The lower-case names of the headers most responses carry (nginx, the
+ * simulator, Knox's gateways). knox_http_push_header_names makes a table
+ * of them that the session methods hold as an upvalue: a name found here
+ * is pushed from that table instead of being lower-cased and interned
+ * again for every response, and repeats of it are found with a bit mask
+ * instead of a comparison with every earlier name.
+ *
+ * The same table remembers the last short value of each of these names
+ * (at N_COMMON + id + 1): most of them (Server, Content-Type, Connection,
+ * ETag, the Date of this second) repeat from response to response, and
+ * comparing the bytes is cheaper than hashing and interning them again.
+ * Lua strings are immutable, so handing the same string to two responses
+ * is invisible; a long value (over 40 bytes, which Lua neither hashes nor
+ * interns) is not kept. */
+#define COMMON_HEADERS(X) \
+  X("date") X("server") X("content-type") X("content-length") X("connection") X("etag") \
+  X("last-modified") X("accept-ranges") X("transfer-encoding") X("content-encoding") \
+  X("cache-control") X("vary") X("keep-alive") X("expires") X("pragma") X("location") \
+  X("retry-after") X("x-request-id") X("strict-transport-security") X("x-content-type-options") \
+  X("x-frame-options") X("x-xss-protection") X("access-control-allow-origin") X("set-cookie") \
+  X("www-authenticate") X("x-amzn-requestid") X("x-amz-request-id") X("x-correlation-id") \
+  X("x-knox-transactionid") X("via") X("age") X("content-language")
+
+static const Name common_headers[] = {
+#define X(name) {name, sizeof name - 1},
+  COMMON_HEADERS(X)
+#undef X
+};
+enum { N_COMMON = sizeof common_headers / sizeof common_headers[0] };
+_Static_assert(N_COMMON <= 64, "common header ids must fit a 64-bit mask");
+
+/* Values up to Lua's short-string length are remembered. */
+#define CACHED_VALUE_MAX 40
+
+void knox_http_push_header_names(lua_State *L)
+{
+  lua_createtable(L, 2 * N_COMMON, 0);
+  for (int k = 0; k < N_COMMON; k++) {
+    lua_pushlstring(L, common_headers[k].name, common_headers[k].len);
+    lua_rawseti(L, -2, k + 1);
+  }
+}
+
+/* The index in common_headers of the name s[0..n) (any case), or -1. */
+static int common_header(const char *s, size_t n)
+{
+  unsigned char c = lower((unsigned char)s[0]);
+  for (int k = 0; k < N_COMMON; k++) {
+    const Name *h = &common_headers[k];
+    if (h->len != n || (unsigned char)h->name[0] != c) continue;
+    size_t i = 1;
+    while (i < n && lower((unsigned char)s[i]) == (unsigned char)h->name[i]) i++;
+    if (i == n) return k;
+  }
+  return -1;
+}
+
+/* [-0, +1, m] the value val[0..vlen) of the common header id, from the
+ * names table when the last response had the same one. */
+static void push_common_value(lua_State *L, int names, int id, const char *val, size_t vlen)
+{
+  if (vlen > CACHED_VALUE_MAX) {
+    lua_pushlstring(L, val, vlen);
+    return;
+  }
+  if (lua_rawgeti(L, names, N_COMMON + id + 1) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (len == vlen && memcmp(s, val, vlen) == 0) return;
+  }
+  lua_pop(L, 1);
+  lua_pushlstring(L, val, vlen);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, names, N_COMMON + id + 1);
+}
+
 /* [-0, +1, m] the header table of a block of lines; skip_first drops a
- * status or request line. */
-void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip_first, int redact)
+ * status or request line; names: the index of the table of
+ * knox_http_push_header_names, or 0. */
+void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip_first, int redact, int names)
 {
   const char *prev = NULL;
   size_t prev_len = 0;
   enum { MAX_SEEN = 48 };
   Name seen[MAX_SEEN];
+  uint64_t common_seen = 0;
   int first = 1, lines = 0, nseen = 0, any_dup = 0;
   for (const char *q = p; q != NULL && q < p + n; lines++) {
     q = memchr(q, '\n', (size_t)(p + n - q));
     if (q != NULL) q++;
   }
-  /* sized once: growing a table rehashes it and feeds the collector */
-  lua_createtable(L, 0, lines);
+  /* sized once: growing a table rehashes it and feeds the collector; the
+   * status line and the blank line are no headers */
+  lua_createtable(L, 0, lines > 2 ? lines - 2 : lines);
   int tbl = lua_gettop(L);
   while (n > 0) {
     const char *nl = memchr(p, '\n', n);
@@ -334,18 +414,31 @@ void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip
     prev_len = nlen;
     /* repeated names are found here in C, so that only they pay for a
      * table look-up */
-    int dup = nseen == MAX_SEEN;
-    for (int k = 0; k < nseen && !dup; k++) {
-      dup = seen[k].len == nlen && strncasecmp(seen[k].name, line, nlen) == 0;
+    int dup, common = names != 0 ? common_header(line, nlen) : -1;
+    if (common >= 0) {
+      dup = (common_seen >> common) & 1;
+      common_seen |= (uint64_t)1 << common;
+    } else {
+      dup = nseen == MAX_SEEN;
+      for (int k = 0; k < nseen && !dup; k++) {
+        dup = seen[k].len == nlen && strncasecmp(seen[k].name, line, nlen) == 0;
+      }
+      if (!dup && nseen < MAX_SEEN) {
+        seen[nseen].name = line;
+        seen[nseen++].len = nlen;
+      }
     }
-    if (!dup && nseen < MAX_SEEN) {
-      seen[nseen].name = line;
-      seen[nseen++].len = nlen;
+    if (common >= 0 && !dup) {
+      /* the common case: a known name, first time in this block */
+      lua_rawgeti(L, names, common + 1);
+      if (redact) push_value(L, line, nlen, line + vs, ve - vs, redact);
+      else push_common_value(L, names, common, line + vs, ve - vs);
+      lua_rawset(L, tbl);
+    } else {
+      knox_http_add_header(L, tbl, line, nlen, line + vs, ve - vs, redact, ", ", dup);
     }
-    knox_http_add_header(L, tbl, line, nlen, line + vs, ve - vs, redact, ", ", dup);
     any_dup |= dup;
   }
   /* only a block with a repeated name (or a folded line) has lists to join */
   if (any_dup) knox_http_join_headers(L, tbl);
 }
-

@@ -25,8 +25,12 @@ void knox_http_add_header(lua_State *L, int tbl, const char *name, size_t nlen,
                           const char *val, size_t vlen, int redact, const char *sep, int maybe_dup);
 /* [-0, +0, m] joins every list of parts in tbl into one string. */
 void knox_http_join_headers(lua_State *L, int tbl);
+/* [-0, +1, m] the table of the common lower-case header names, which
+ * knox_http_push_header_block takes as names. */
+void knox_http_push_header_names(lua_State *L);
 /* [-0, +1, m] the header table of a block of lines; skip_first drops a
- * status or request line. */
-void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip_first, int redact);
+ * status or request line; names: the index of the table of
+ * knox_http_push_header_names (a session method's upvalue 2), or 0. */
+void knox_http_push_header_block(lua_State *L, const char *p, size_t n, int skip_first, int redact, int names);
 
 #endif

@@ -130,28 +130,36 @@ void knox_http_push_keys(lua_State *L)
   }
 }
 
-/* Sets info[key] = the value on top (popped); the info table is at -2. */
-static void set_info(lua_State *L, int key)
-{
-  lua_rawgeti(L, lua_upvalueindex(1), key + 1);
-  lua_insert(L, -2);
-  lua_rawset(L, -3);
-}
+/* info[key] = value, in the table on top: the key first, so that no value
+ * has to be moved under it. */
+#define INFO_KEY(L, key) lua_rawgeti((L), lua_upvalueindex(1), (key) + 1)
+#define INFO_SET(L) lua_rawset((L), -3)
 
 static void info_seconds(lua_State *L, CURL *h, CURLINFO what, int key)
 {
   curl_off_t us = 0;
   if (curl_easy_getinfo(h, what, &us) != CURLE_OK) return;
+  INFO_KEY(L, key);
   lua_pushnumber(L, (lua_Number)us / 1e6);
-  set_info(L, key);
+  INFO_SET(L);
 }
+
+static void info_integer(lua_State *L, int key, lua_Integer v)
+{
+  INFO_KEY(L, key);
+  lua_pushinteger(L, v);
+  INFO_SET(L);
+}
+
+/* The number of fields push_info sets at most. */
+#define INFO_FIELDS 12
 
 /* [-0, +1, m] the info table of the last transfer on h. Only for
  * knox_http_request and knox_http_batch, which carry the keys as upvalue 1. */
 static void push_info(lua_State *L, CURL *h)
 {
   char *ip = NULL;
-  lua_createtable(L, 0, K_COUNT);
+  lua_createtable(L, 0, INFO_FIELDS);
   info_seconds(L, h, CURLINFO_TOTAL_TIME_T, K_TOTAL_TIME);
   info_seconds(L, h, CURLINFO_NAMELOOKUP_TIME_T, K_NAMELOOKUP_TIME);
   info_seconds(L, h, CURLINFO_CONNECT_TIME_T, K_CONNECT_TIME);
@@ -159,37 +167,32 @@ static void push_info(lua_State *L, CURL *h)
   info_seconds(L, h, CURLINFO_STARTTRANSFER_TIME_T, K_STARTTRANSFER_TIME);
   const char *ver = knox_http_version_text(knox_http_info_long(h, CURLINFO_HTTP_VERSION, 0));
   if (ver != NULL) {
+    INFO_KEY(L, K_HTTP_VERSION);
     lua_pushstring(L, ver);
-    set_info(L, K_HTTP_VERSION);
+    INFO_SET(L);
   }
   if (curl_easy_getinfo(h, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL && ip[0] != '\0') {
+    INFO_KEY(L, K_REMOTE_IP);
     lua_pushstring(L, ip);
-    set_info(L, K_REMOTE_IP);
+    INFO_SET(L);
   }
   long port = knox_http_info_long(h, CURLINFO_PRIMARY_PORT, 0);
-  if (port > 0) {
-    lua_pushinteger(L, port);
-    set_info(L, K_REMOTE_PORT);
-  }
+  if (port > 0) info_integer(L, K_REMOTE_PORT, port);
   long lport = knox_http_info_long(h, CURLINFO_LOCAL_PORT, 0);
-  if (lport > 0) {
-    lua_pushinteger(L, lport);
-    set_info(L, K_LOCAL_PORT);
-  }
+  if (lport > 0) info_integer(L, K_LOCAL_PORT, lport);
   long nconn = knox_http_info_long(h, CURLINFO_NUM_CONNECTS, 0);
-  lua_pushinteger(L, nconn);
-  set_info(L, K_NUM_CONNECTS);
+  info_integer(L, K_NUM_CONNECTS, nconn);
+  INFO_KEY(L, K_REUSED);
   lua_pushboolean(L, nconn == 0);
-  set_info(L, K_REUSED);
-  lua_pushinteger(L, knox_http_info_long(h, CURLINFO_REQUEST_SIZE, 0));
-  set_info(L, K_REQUEST_SIZE);
+  INFO_SET(L);
+  info_integer(L, K_REQUEST_SIZE, knox_http_info_long(h, CURLINFO_REQUEST_SIZE, 0));
 }
 
 /* [-0, +4, m] status, headers, body, info of a finished transfer. */
 void knox_http_push_response(lua_State *L, Transfer *t)
 {
   lua_pushinteger(L, knox_http_info_long(t->easy, CURLINFO_RESPONSE_CODE, 0));
-  knox_http_push_header_block(L, t->head.data, t->head.len, 1, 0);
+  knox_http_push_header_block(L, t->head.data, t->head.len, 1, 0, lua_upvalueindex(2));
   lua_pushlstring(L, t->body.data != NULL ? t->body.data : "", t->body.len);
   push_info(L, t->easy);
 }

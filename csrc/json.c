@@ -5,7 +5,13 @@
  * growable buffer (no intermediate tree), so integers stay exact and there is
  * one allocation per doubling rather than one per value.
  *
- * Decoding parses with cJSON and walks the tree into Lua values. cJSON keeps
+ * Decoding first tries one strict pass from the text straight to Lua values
+ * (struct fast, above l_decode: the cursor's string and number scanners,
+ * no tree), which takes every well-formed text of ordinary shape.
+ * Anything it does not take -- every error, and a few edge cases -- goes the
+ * cJSON way described next, so errors and their offsets are that path's.
+ *
+ * The cJSON path parses with cJSON and walks the tree into Lua values. cJSON keeps
  * numbers only as doubles and is lenient in places RFC 8259 is not, so the
  * walk keeps a cursor into the source text in document order: it re-reads
  * each number literal (integers come out exact, up to int64) and each string
@@ -39,6 +45,7 @@
 #include <cjson/cJSON.h>
 
 #include <langinfo.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdint.h>
@@ -1408,6 +1415,174 @@ static int l_decode_split(lua_State *L)
   return 1;
 }
 
+/* The fast path (see the banner): one strict pass from the text to Lua values,
+ * with the cursor's own scanners (scan_string, scan_number) and RFC 8259's
+ * four whitespace bytes, and no cJSON tree to build, walk and free. It
+ * takes only what the cJSON path would take and decodes it to the same
+ * values (floats through strtod, as cJSON reads them); for anything else
+ * (any error, a container at max_depth, a float literal of 64 bytes or
+ * more, which cJSON cuts short, a Lua stack that cannot grow) it gives up
+ * and l_decode runs the cJSON path, so errors, their offsets and every
+ * edge case stay that path's. Elements and members collect on the Lua
+ * stack first, so that each table is created at its final size. */
+struct fast {
+  lua_State *L;
+  const unsigned char *s;
+  size_t len, pos;
+  int max_depth;
+  int array_mt;         /* stack index of array_mt */
+};
+
+static size_t fast_ws(const struct fast *f, size_t p)
+{
+  while (p < f->len && is_ws(f->s[p])) p++;
+  return p;
+}
+
+static int fast_value(struct fast *f, int depth);
+
+/* A string token at f->pos: pushes it. */
+static int fast_string(struct fast *f)
+{
+  size_t p = f->pos, q = p;
+  unsigned flags;
+  if (scan_string(f->s, f->len, &q, &flags) != DE_NONE) return 0;
+  if (!(flags & STR_ESC)) lua_pushlstring(f->L, (const char *)f->s + p + 1, q - p - 2);
+  else push_unescaped(f->L, f->s + p + 1, f->s + q - 1);
+  f->pos = q;
+  return 1;
+}
+
+static int fast_number(struct fast *f)
+{
+  size_t p = f->pos, q = p;
+  struct num nm;
+  lua_Integer i;
+  if (scan_number(f->s, f->len, &q, &nm) != DE_NONE) return 0;
+  if (num_integer(&nm, &i)) {
+    lua_pushinteger(f->L, i);
+  } else {
+    char buf[64];
+    size_t n = q - p;
+    if (n >= sizeof buf) return 0;
+    memcpy(buf, f->s + p, n);
+    buf[n] = '\0';
+    /* Lua's reader is strtod with the locale's decimal point, as cJSON's */
+    if (lua_stringtonumber(f->L, buf) == 0) return 0;
+    if (lua_isinteger(f->L, -1)) {
+      /* only "-0" gets here as an integer: it is the float -0.0 */
+      lua_pop(f->L, 1);
+      lua_pushnumber(f->L, -0.0);
+    } else if (!isfinite(lua_tonumber(f->L, -1))) {
+      lua_pop(f->L, 1);
+      return 0;
+    }
+  }
+  f->pos = q;
+  return 1;
+}
+
+static int fast_array(struct fast *f, int depth)
+{
+  lua_State *L = f->L;
+  int n = 0;
+  size_t p = fast_ws(f, f->pos + 1);
+  if (p < f->len && f->s[p] == ']') {
+    f->pos = p + 1;
+  } else {
+    for (;;) {
+      if (n == INT_MAX - 1 || !lua_checkstack(L, 3)) return 0;
+      f->pos = p;
+      if (!fast_value(f, depth + 1)) return 0;
+      n++;
+      p = fast_ws(f, f->pos);
+      if (p >= f->len) return 0;
+      if (f->s[p] == ']') break;
+      if (f->s[p] != ',') return 0;
+      p = fast_ws(f, p + 1);
+    }
+    f->pos = p + 1;
+  }
+  lua_createtable(L, n, 0);
+  lua_insert(L, -n - 1);
+  for (int i = n; i >= 1; i--) lua_rawseti(L, -i - 1, i);
+  lua_pushvalue(L, f->array_mt);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static int fast_object(struct fast *f, int depth)
+{
+  lua_State *L = f->L;
+  int n = 0, base = lua_gettop(L);
+  size_t p = fast_ws(f, f->pos + 1);
+  if (p < f->len && f->s[p] == '}') {
+    f->pos = p + 1;
+  } else {
+    for (;;) {
+      if (n >= INT_MAX / 2 - 1 || !lua_checkstack(L, 4)) return 0;
+      if (p >= f->len || f->s[p] != '"') return 0;
+      f->pos = p;
+      if (!fast_string(f)) return 0;
+      p = fast_ws(f, f->pos);
+      if (p >= f->len || f->s[p] != ':') return 0;
+      f->pos = fast_ws(f, p + 1);
+      if (!fast_value(f, depth + 1)) return 0;
+      n++;
+      p = fast_ws(f, f->pos);
+      if (p >= f->len) return 0;
+      if (f->s[p] == '}') break;
+      if (f->s[p] != ',') return 0;
+      p = fast_ws(f, p + 1);
+    }
+    f->pos = p + 1;
+  }
+  lua_createtable(L, 0, n);
+  /* in document order, so that of a repeated key the last one wins */
+  for (int i = 0; i < n; i++) {
+    lua_pushvalue(L, base + 2 * i + 1);
+    lua_pushvalue(L, base + 2 * i + 2);
+    lua_rawset(L, -3);
+  }
+  if (n > 0) {
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+  }
+  return 1;
+}
+
+/* [-0, +1 (or 0 on a give-up, with whatever it pushed left above), m]
+ * the value at f->pos (a token's first byte). */
+static int fast_value(struct fast *f, int depth)
+{
+  const unsigned char *s = f->s;
+  size_t p = f->pos, left = f->len - p;
+  if (p >= f->len) return 0;
+  switch (s[p]) {
+  case '"': return fast_string(f);
+  case '{': return depth < f->max_depth && fast_object(f, depth);
+  case '[': return depth < f->max_depth && fast_array(f, depth);
+  case 't':
+    if (left < 4 || memcmp(s + p, "true", 4) != 0) return 0;
+    lua_pushboolean(f->L, 1);
+    f->pos = p + 4;
+    return 1;
+  case 'f':
+    if (left < 5 || memcmp(s + p, "false", 5) != 0) return 0;
+    lua_pushboolean(f->L, 0);
+    f->pos = p + 5;
+    return 1;
+  case 'n':
+    if (left < 4 || memcmp(s + p, "null", 4) != 0) return 0;
+    lua_pushlightuserdata(f->L, NULL);
+    f->pos = p + 4;
+    return 1;
+  default:
+    if (s[p] == '-' || (s[p] >= '0' && s[p] <= '9')) return fast_number(f);
+    return 0;
+  }
+}
+
 /* json.decode(s [, opts]): [-0, +1, e] the Lua value of JSON text s.
  * Integer literals that fit lua_Integer come back as integers, other numbers
  * as floats; arrays carry array_mt; objects are plain tables; null is
@@ -1425,15 +1600,21 @@ static int l_decode(lua_State *L)
   read_options(L, 2, &max_depth, NULL);
   lua_settop(L, 2);
 
+  /* cJSON skips a byte order mark only in texts longer than 4 bytes;
+   * strip it here so every length is treated alike */
+  size_t base = len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  luaL_getmetatable(L, ARRAY_MT);
+  struct fast f = {L, s, len, base, max_depth, 3};
+  f.pos = fast_ws(&f, base);
+  if (fast_value(&f, 0) && fast_ws(&f, f.pos) == len) return 1;
+  lua_settop(L, 2);
+
   struct guard *g = lua_newuserdatauv(L, sizeof *g, 0);
   g->root = NULL;
   luaL_setmetatable(L, GUARD_MT);
   lua_toclose(L, 3);
   luaL_getmetatable(L, ARRAY_MT);
 
-  /* cJSON skips a byte order mark only in texts longer than 4 bytes;
-   * strip it here so every length is treated alike */
-  size_t base = len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
   if (len - base > SPLIT_BYTES) {
     struct split sp = {L, s, len, base, max_depth, NULL};
     split_ws(&sp);

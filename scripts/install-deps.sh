@@ -35,6 +35,10 @@ libclang-rt-14-dev
 valgrind
 lua-sql-sqlite3
 gnuplot-nox
+python3-requests
+python3-jwt
+jq
+lua-dkjson
 "
 
 missing=""

@@ -211,6 +211,48 @@ describe("knox.Session", function()
       for k in pairs(h) do assert.are.equal(k:lower(), k) end
     end)
 
+    it("sends each request's own header lines when they change between requests", function()
+      -- the transport keeps the last request's lines and reuses those that
+      -- repeat: every change must still reach the server
+      local s <close> = core.session()
+      local seq = {
+        { accept = "application/json", ["x-token"] = "t1" },
+        { accept = "application/json", ["x-token"] = "t1" },
+        { accept = "application/json", ["x-token"] = "t2" },
+        { accept = "application/json" },
+        { accept = "text/plain", ["x-token"] = "t3", ["x-more"] = "m", ["User-Agent"] = false },
+        { ["x-token"] = "t3" },
+        {},
+        { accept = "application/json", ["x-token"] = "t1" },
+      }
+      for i, hs in ipairs(seq) do
+        local _, h = s:request { url = srv.url("/echo?i=" .. i), headers = hs }
+        for _, name in ipairs { "accept", "x-token", "x-more" } do
+          local want = hs[name]
+          if name == "accept" and want == nil then want = "*/*" end
+          assert.are.equal(want, h["x-echo-h-" .. name], ("request %d, %s"):format(i, name))
+        end
+        assert.are.equal(hs["User-Agent"] == false, h["x-echo-h-user-agent"] == nil, "request " .. i)
+      end
+      local _, h = s:request { method = "POST", url = srv.url("/echo"), body = "x", headers = { ["x-token"] = "t1" } }
+      assert.are.equal("t1", h["x-echo-h-x-token"])
+      assert.is_nil(h["x-echo-h-expect"])
+      _, h = s:request { url = srv.url("/echo"), headers = { ["x-token"] = "t1" } }
+      assert.are.equal("t1", h["x-echo-h-x-token"])
+    end)
+
+    it("gives each response its own values of the common header names", function()
+      for _, v in ipairs { "one", "two", "two", "a-value-of-more-than-forty-bytes-in-all-xxxxxxxx", "one" } do
+        local _, h = S:request { url = srv.url("/common?v=" .. v) }
+        assert.are.equal(v, h.server)
+        assert.are.equal(v:rep(10), h.etag)
+        assert.are.equal("text/" .. v, h["content-type"])
+        assert.are.equal("a, " .. v, h.vary)
+        assert.are.equal("2", h["content-length"])
+        for k in pairs(h) do assert.are.equal(k:lower(), k) end
+      end
+    end)
+
     it("passes the Date header through (the client corrects clock skew with it)", function()
       local _, h = S:request { url = srv.url("/echo") }
       assert.matches("^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$", h.date)

@@ -675,4 +675,68 @@ describe("knox.json", function()
       assert(ok, err)
     end)
   end)
+
+  describe("the one-pass decoder and the cJSON path", function()
+    -- json.decode reads a text in one pass and hands anything it does not
+    -- take to the cJSON path; a float literal of 64 bytes or more is one
+    -- such thing, so wrapping a text with one beside it decodes the text
+    -- on the cJSON path: both must give the same values, subtypes and
+    -- array markers.
+    local LONG = "1." .. ("0"):rep(70) .. "1"
+    local function slow(text) return json.decode("[" .. text .. "," .. LONG .. "]")[1] end
+    local function ws(r) return ({ "", " ", "\n", "\t", "\r\n  " })[r(5)] end
+    local pieces = { "a", "é", "\\n", "\\\"", "\\\\", "\\/", "\\u00e9", "\\ud83d\\ude00", "\\u0000", "x y", "日本",
+      "\\t" }
+    local function gen(r, depth)
+      local k = r(depth > 3 and 6 or 8)
+      if k == 1 then return tostring(r(2000000) - 1000000) end
+      if k == 2 then return ({ "-0", "0", "-0.0", "1e3", "2.5E-3", "9223372036854775807", "-9223372036854775808",
+        "9223372036854775808", "123456789012345678901234567890", "0.1", "-1.5e+300" })[r(11)] end
+      if k == 3 then
+        local t = {}
+        for i = 1, r(4) - 1 do t[i] = pieces[r(#pieces)] end
+        return '"' .. table.concat(t) .. '"'
+      end
+      if k == 4 then return ({ "true", "false", "null" })[r(3)] end
+      if k == 5 or k == 6 then return '""' end
+      local parts = {}
+      for i = 1, r(5) - 1 do
+        local v = gen(r, depth + 1)
+        parts[i] = k == 7 and v or ('"' .. pieces[r(#pieces)] .. i % 3 .. '"' .. ws(r) .. ":" .. ws(r) .. v)
+      end
+      local open, close = "[", "]"
+      if k == 8 then open, close = "{", "}" end
+      return open .. ws(r) .. table.concat(parts, ws(r) .. "," .. ws(r)) .. ws(r) .. close
+    end
+    local function marked(a, b, path)
+      if type(a) ~= "table" then return end
+      assert.are.equal(getmetatable(a), getmetatable(b), path)
+      for k, v in pairs(a) do marked(v, b[k], path .. "." .. tostring(k)) end
+    end
+
+    it("give the same values for random texts", function()
+      math.randomseed(17)
+      local r = math.random
+      for _ = 1, helpers.scaled and helpers.scaled(3000) or 3000 do
+        local text = ws(r) .. gen(r, 0) .. ws(r)
+        local a, b = json.decode(text), slow(text)
+        assert_same(b, a)
+        marked(a, b, "value")
+      end
+    end)
+
+    it("give the same errors and offsets", function()
+      for _, text in ipairs { "", " ", "[1,]", '{"a":1,}', "[01]", "[1.]", '"\1"', "[1 2]", '{"a" 1}', "tru",
+        "[\"\\x\"]", "\"\\ud800\"", "[1e999]", "[\f1]", "\xEF\xBB\xBF", "[" .. ("["):rep(600) .. ("]"):rep(601),
+        '{"a":[1,2,{"b":nul}]}', "[1]x", "\"\xC3\"" } do
+        local ok, err = pcall(json.decode, text)
+        assert.is_false(ok, text)
+        assert.are.equal("decode", err.kind, text)
+        assert.is_number(err.offset, text)
+      end
+      local ok, err = pcall(json.decode, "[1,2,]")
+      assert.is_false(ok)
+      assert.are.equal(5, err.offset)
+    end)
+  end)
 end)

@@ -404,7 +404,7 @@ function Client:_send(req)
     st.attempt = st.attempt + 1
     self.governor:before(req) -- [governor] waits for a token
     if req.provider then
-      local name, value = req.provider:authorize(self:_auth_ctx())
+      local name, value = req.provider:authorize(self._ctx or self:_auth_ctx())
       headers[name] = value
       req.auth_header = name
     end
@@ -514,7 +514,8 @@ function Client:_prepare(method, path, opts)
   end
   return {
     method = method,
-    path = (plain and opts.params == nil and path or expand_path(path, opts.params)) .. encode_query(opts.query),
+    path = (plain and opts.params == nil and path or expand_path(path, opts.params))
+      .. (opts.query ~= nil and encode_query(opts.query) or ""),
     route = route and route.name or "kcs", service = service, headers = headers, body = body,
     timeout = opts.timeout, idempotent = opts.idempotent == true, provider = provider,
   }

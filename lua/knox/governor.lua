@@ -29,7 +29,7 @@
 --     seconds, linearly; at and above W, probing: PROBE (1.5% of W, at
 --     least 0.05 requests/s) per second at first, growing by a twelfth of
 --     that for every second without a 429 (the convex half of CUBIC), so a
---     steady limit costs about one 429 in 13 s (at 10/s: bench/governor.lua)
+--     steady limit costs about one 429 in 13 s (at 10/s: B10 of BENCHMARKS.md, bench/b_governor.lua)
 --     and an estimate that was too low is outgrown in seconds. With no W and no slow start (a
 --     ceiling from max_rate only) the rate is that ceiling.
 --   * never above max_rate, never below MIN_RATE (0.5 requests/s).

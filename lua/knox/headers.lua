@@ -30,13 +30,23 @@ M.get = get
 -- UNCONFIRMED: Knox documents no request-id response header (api-notes §5).
 local REQUEST_ID = { "x-request-id", "x-amzn-requestid", "x-amz-request-id", "x-correlation-id",
   "x-knox-transactionid" }
+-- the same names for the quick test of a transport table (no name present:
+-- nothing to look at); checked to be the whole list
+local R1, R2, R3, R4, R5 = table.unpack(REQUEST_ID)
+assert(#REQUEST_ID == 5)
 
 --- request_id(h [, exact]): the request id the response carries (one
 -- line, at most 128 bytes), or nil.
 function M.request_id(h, exact)
   if h == nil then return nil end
-  for _, name in ipairs(REQUEST_ID) do
-    local v = get(h, name, exact)
+  -- most responses carry none of them; the transport's table (exact) is
+  -- plain and lower-case, so that is five look-ups
+  if exact and h[R1] == nil and h[R2] == nil and h[R3] == nil and h[R4] == nil and h[R5] == nil then return nil end
+  for i = 1, #REQUEST_ID do
+    local name = REQUEST_ID[i]
+    -- exact (the transport's table): most responses carry none of them,
+    -- so look before calling get
+    local v = (not exact or h[name] ~= nil) and get(h, name, exact)
     if v then
       v = one_line(v, 128)
       if v ~= "" then return v end

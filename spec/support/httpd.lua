@@ -194,6 +194,12 @@ local function handle(c, conn_id, req_no)
       "X-Spaces:    padded value   \r\n" ..
       "Set-Cookie: sid=SRV-COOKIE-1\r\nSet-Cookie: other=SRV-COOKIE-2\r\n" ..
       "Content-Length: 2\r\n\r\nok")
+  elseif route == "/common" then
+    -- common header names (the transport remembers their last short
+    -- value) in odd cases, with a value from the query, once long
+    local v = q.v or "x"
+    send(c, "HTTP/1.1 200 OK\r\nSERVER: " .. v .. "\r\nETag: " .. v:rep(10) .. "\r\n" ..
+      "content-TYPE: text/" .. v .. "\r\nVary: a\r\nVARY: " .. v .. "\r\nContent-Length: 2\r\n\r\nok")
   elseif route == "/token" then
     local json = '{"access_token":"SRV-SECRET-AT","refresh_token":"SRV-SECRET-RT",'
       .. '"accessToken":"SRV-SECRET-AT2","token_type":"Bearer","expires_in":3600,'

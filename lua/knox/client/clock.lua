@@ -38,8 +38,10 @@ function M:_observe_date(headers)
     self._date, self._date_value = date, server
   end
   local diff = server - self.clock()
-  local skew = math.abs(diff) > SKEW_THRESHOLD and diff or 0
-  if (skew == 0) ~= (self.skew == 0) or math.abs(skew - self.skew) > SKEW_THRESHOLD then
+  local skew = (diff > SKEW_THRESHOLD or diff < -SKEW_THRESHOLD) and diff or 0
+  local old = self.skew
+  if skew == old then return end -- the common case: no skew before or now
+  if (skew == 0) ~= (old == 0) or math.abs(skew - old) > SKEW_THRESHOLD then
     if self.debug and skew ~= 0 then
       self.debug { type = "info", event = "clock_skew", skew = diff,
         text = ("server clock differs from local clock by %.0f s; signing with server time"):format(diff) }

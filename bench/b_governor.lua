@@ -5,18 +5,17 @@
 --   B. a job against --rate 10 whose limit halves to 5 after 30 s
 --      (POST /__sim/limits): how long until the client stops overshooting
 --
--- Writes the per-second series (admitted/s, 429/s, the governor's rate) to
--- bench/governor.dat and plots it with gnuplot to bench/governor.png.
---   make bench, or: LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/governor.lua
--- GOVERNOR_QUICK=1 runs a short version (a few seconds each).
-package.path = "spec/?.lua;" .. package.path
+-- B10 of bench/run.lua (BENCH_ONLY=B10 make bench runs it alone). Writes
+-- the per-second series (admitted/s, 429/s, the governor's rate) to
+-- governor.dat beside the plot, governor.png (bench/plots/, or build/bench/
+-- for BENCH_QUICK=1, which runs 100 calls and a 12 s B).
 local sim = require "support.sim"
 local knox = require "knox"
 local core = require "knox.core"
 
-local QUICK = os.getenv "GOVERNOR_QUICK" == "1"
-local CALLS = QUICK and 200 or 2000
-local HALVE_AT, HALVE_END = QUICK and 10 or 30, QUICK and 20 or 60
+local QUICK = os.getenv "BENCH_QUICK" == "1"
+local CALLS = QUICK and 100 or 2000
+local HALVE_AT, HALVE_END = QUICK and 6 or 30, QUICK and 12 or 60
 
 local function client_for(s)
   return knox.client { base_url = s.url, auth = knox.auth.oauth2 { client_id = s.oauth.client_id,
@@ -134,47 +133,51 @@ local function run_b()
     after = after / math.max(1, lastsec - HALVE_AT - 10), limited_after = lim_after }
 end
 
-local a = run_a()
-print(("A. --rate 10, %d calls: %.2f calls/s admitted (%.1f%% of 10/s), %d answered 429 (%.2f%%); job %.1f s, "
-  .. "%d devices ok; simulator: %d requests, %d limited"):format(a.calls, a.rate, a.rate * 10, a.limited,
-  100 * a.limited / (a.calls + a.limited), a.elapsed, a.ok, a.sim_requests, a.sim_limited))
-local b = run_b()
-print(("B. --rate 10 halved to 5 at %d s: %.2f/s admitted before, %.2f/s after (from +10 s on); the governor's "
-  .. "rate at <= 6/s %.1f s after the halving; 429s: %d in the 10 s after it, %d after that"):format(HALVE_AT,
-  b.before, b.after, b.adapted or -1, b.early429, b.limited_after))
+return function(lib)
+  local a = run_a()
+  local share = 100 * a.limited / (a.calls + a.limited)
+  lib.row { id = "B10", what = ("%d-call job (chunks of 10, concurrency 8) against --rate 10"):format(a.calls),
+    value = ("%.2f calls/s admitted"):format(a.rate), baseline = "allowed 10/s",
+    ratio = ("%.1f%% of the limit, %.2f%% answered 429"):format(a.rate * 10, share),
+    spread = ("one run, %.0f s; %d answered 429; simulator: %d requests, %d limited"):format(a.elapsed, a.limited,
+      a.sim_requests, a.sim_limited), target = "report",
+    verdict = "reported" }
+  local b = run_b()
+  lib.row { id = "B10", what = ("limit halves 10 -> 5/s at %d s (adaptation)"):format(HALVE_AT),
+    value = ("%.2f/s before, %.2f/s after"):format(b.before, b.after),
+    baseline = "allowed 10, then 5/s",
+    ratio = ("governor at <= 6/s %.1f s after"):format(b.adapted or -1),
+    spread = ("429s: %d in the 10 s after, %d later"):format(b.early429, b.limited_after), target = "report",
+    verdict = "reported" }
 
--- the series and the plot
-local dat = "bench/governor.dat"
-local f = assert(io.open(dat, "w"))
-f:write("# second  A_admitted  A_429  A_governor_rate  B_admitted  B_429  B_governor_rate\n")
-local ba, la = bins(a.rec)
-local bb, lb = bins(b.rec)
-for t = 0, math.max(la, lb) do
-  local x, y = ba[t] or { ok = 0, limited = 0 }, bb[t] or { ok = 0, limited = 0 }
-  f:write(("%d %d %d %s %d %d %s\n"):format(t, x.ok, x.limited, x.rate and ("%.2f"):format(x.rate) or "NaN",
-    y.ok, y.limited, y.rate and ("%.2f"):format(y.rate) or "NaN"))
-end
-f:close()
-local gp = ([[
-set terminal pngcairo size 1100,700 noenhanced
-set output 'bench/governor.png'
-set multiplot layout 2,1 title 'knox rate governor against the simulator (per second)'
+  -- the series and the plot
+  local dat = lib.PLOTS .. "/governor.dat"
+  local f = assert(io.open(dat, "w"))
+  f:write("# second  A_admitted  A_429  A_governor_rate  B_admitted  B_429  B_governor_rate\n")
+  local ba, la = bins(a.rec)
+  local bb, lb = bins(b.rec)
+  for t = 0, math.max(la, lb) do
+    local x, y = ba[t] or { ok = 0, limited = 0 }, bb[t] or { ok = 0, limited = 0 }
+    f:write(("%d %d %d %s %d %d %s\n"):format(t, x.ok, x.limited, x.rate and ("%.2f"):format(x.rate) or "NaN",
+      y.ok, y.limited, y.rate and ("%.2f"):format(y.rate) or "NaN"))
+  end
+  f:close()
+  lib.plot("governor", "B10: the rate governor against the simulator's --rate 10 (per second)", ([[
+set terminal pngcairo size 1100,760 noenhanced font 'DejaVu Sans,11'
+set output '%s/governor.png'
+set multiplot layout 2,1 title 'B10: knox rate governor against the simulator (per second)'
 set ylabel 'requests/s'
 set grid
 set key outside right
-set title 'A: --rate 10, 2,000-call job'
+set yrange [0:16]
+set title 'A: --rate 10, %d-call job'
+set xlabel 'seconds'
 plot '%s' using 1:2 with steps lw 2 title 'admitted', '' using 1:3 with impulses lw 2 title '429', \
   '' using 1:4 with lines dt 2 title 'governor rate', 10 with lines lc rgb 'gray' title 'limit'
 set title 'B: limit halves 10 -> 5 at %d s'
-set xlabel 'seconds'
 set xrange [0:%d]
 plot '%s' using 1:5 with steps lw 2 title 'admitted', '' using 1:6 with impulses lw 2 title '429', \
   '' using 1:7 with lines dt 2 title 'governor rate', (x < %d ? 10 : 5) with lines lc rgb 'gray' title 'limit'
 unset multiplot
-]]):format(dat, HALVE_AT, HALVE_END, dat, HALVE_AT)
-local g = io.popen("gnuplot 2>&1", "w")
-if g then
-  g:write(gp)
-  g:close()
-  print("plot: bench/governor.png, data: " .. dat)
+]]):format(lib.PLOTS, CALLS, dat, HALVE_AT, HALVE_END, dat, HALVE_AT))
 end

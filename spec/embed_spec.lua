@@ -13,15 +13,9 @@ local build_dir = assert(so:match("^(.*)/knox/core%.so$"), "unexpected path " ..
 local lpath = helpers.lua_path():gsub(";;$", "")
 local asan = os.getenv("LD_PRELOAD") ~= nil and os.getenv("LD_PRELOAD"):find("asan", 1, true) ~= nil
 
--- Children that are tools (nm, cc) run without the sanitizer preload.
-local PLAIN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+local PLAIN_ENV = helpers.PLAIN_ENV
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local sh = helpers.sh
 
 local writefile = servers.write_file
 

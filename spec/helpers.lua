@@ -97,4 +97,16 @@ function M.shared_dir()
   return nil
 end
 
+--- Children that are tools (make, nm, cc, hosts built here) run without the
+-- sanitizer preload of `make check`: a command prefix.
+M.PLAIN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+
+--- Runs a shell command, stderr joined to stdout: its output and exit code.
+function M.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
 return M

@@ -13,14 +13,9 @@ local quote, ROOT, TREE = sim.quote, sim.ROOT, helpers.TREE
 local it_tree = TREE and it or pending
 local it_here = TREE and pending or it
 
-local PLAIN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+local PLAIN_ENV = helpers.PLAIN_ENV
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local sh = helpers.sh
 
 local function exists(path, mode)
   local out = sh("test -" .. (mode or "f") .. " " .. quote(path) .. " && echo yes")

@@ -15,16 +15,10 @@ local helpers = require "helpers"
 local quote = sim.quote
 local it_here = helpers.TREE and pending or it
 
--- Children that are tools (make, nm, cc) run without the sanitizer preload.
-local PLAIN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+local PLAIN_ENV = helpers.PLAIN_ENV
 local ROOT = sim.ROOT
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local sh = helpers.sh
 
 -- stdout and stderr apart: code, out, err
 local function run(cmd)

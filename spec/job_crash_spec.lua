@@ -352,16 +352,7 @@ end)
 
 describe("fleet jobs: the KDP read-back", function()
   -- a 15-digit IMEI with its Luhn check digit
-  local function imei(n)
-    local body = ("35%012d"):format(n)
-    local sum = 0
-    for i = 1, 14 do
-      local d = tonumber(body:sub(i, i))
-      if i % 2 == 0 then d = d * 2; if d > 9 then d = d - 9 end end
-      sum = sum + d
-    end
-    return body .. tostring((10 - sum % 10) % 10)
-  end
+  local function imei(n) return require("helpers").imei(("35%012d"):format(n)) end
 
   it("an upload reset after sending is found in its transaction and not uploaded twice", function()
     local s = sim.start { devices = 10, seed = "jobkdp" }

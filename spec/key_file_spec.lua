@@ -8,26 +8,8 @@ local KNOX = require("helpers").KNOX
 local core = require "knox.core"
 local knox = require "knox"
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/knox-keyfile.XXXXXX", "r"))
-  local dir = p:read "l"
-  p:close()
-  return dir
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read "a"
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local servers = require "support.http_servers"
+local tmpdir, read, write = servers.tmpdir, servers.read_file, servers.write_file
 
 local function symlink(target, link)
   assert(os.execute(("ln -s %s %s"):format(sim_support.quote(target), sim_support.quote(link))))

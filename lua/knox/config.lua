@@ -12,17 +12,24 @@ local url = require "knox.url"
 
 local M = {}
 
+--- env_reader(getenv) -> get: get(name) is the variable's value, nil when it
+-- is unset or empty (an empty variable never counts as given). getenv
+-- defaults to os.getenv.
+function M.env_reader(getenv)
+  getenv = getenv or os.getenv
+  return function(name)
+    local v = getenv(name)
+    if v == "" then return nil end
+    return v
+  end
+end
+
 --- read_env(getenv, with_auth): the client options the environment
 -- gives, possibly none: region, base_url, tenant, ca_file and (with_auth)
 -- auth, the providers its credentials make. Raises kind "usage" only for
 -- a half-given credential (KNOX_KEYS_FILE without KNOX_CLIENT_ID...).
 function M.read_env(getenv, with_auth)
-  getenv = getenv or os.getenv
-  local function get(name)
-    local v = getenv(name)
-    if v == "" then return nil end
-    return v
-  end
+  local get = M.env_reader(getenv)
   local opts = {}
   opts.region, opts.base_url = get "KNOX_REGION", get "KNOX_BASE_URL"
   opts.tenant, opts.ca_file = get "KNOX_TENANT", get "KNOX_CA_FILE"
@@ -42,12 +49,7 @@ end
 -- kind "usage" naming the missing variable. (The client and the command's
 -- profiles both read them here.)
 function M.env_credentials(getenv)
-  getenv = getenv or os.getenv
-  local function get(name)
-    local v = getenv(name)
-    if v == "" then return nil end
-    return v
-  end
+  local get = M.env_reader(getenv)
   local keys, oauth
   local keys_file, client_id = get "KNOX_KEYS_FILE", get "KNOX_CLIENT_ID"
   if keys_file or client_id then

@@ -125,11 +125,7 @@ end
 -- flags: profile, region, base_url, tenant (false: none), ca_file.
 function M.resolve(flags, getenv)
   getenv = getenv or os.getenv
-  local function env(name)
-    local v = getenv(name)
-    if v == "" then return nil end
-    return v
-  end
+  local env = require("knox.config").env_reader(getenv)
   local profiles, path, exists = M.load(getenv)
   local name, named = flags.profile, flags.profile ~= nil
   if not name then
